@@ -1,0 +1,1 @@
+"""sciclip_utils."""

@@ -1,0 +1,730 @@
+"""arXiv extraction: figure-caption pairs from LaTeX source packages.
+
+Inputs are arXiv bulk tars (``arXiv_src_YYMM_NNN.tar`` holding ``YYMM/<id>.gz``, optionally selected by
+date range through ``arXiv_src_manifest.xml``), single per-paper packages (``.gz``, ``.tar.gz``, ``.tgz``,
+``.tar``), unpacked source directories, and folders of any of these. Each paper is one work item for
+:func:`sciclip_utils.extract.run_extraction`; :func:`process_item` does the per-paper work: choose the main
+file, flatten its includes, find figure floats, resolve and render their images, clean their captions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import bisect
+import os
+import posixpath
+import re
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from . import latex
+from .archives import (
+    ArchiveError,
+    Package,
+    iter_tar_members,
+    read_directory,
+    read_file_capped,
+    read_member,
+    read_package,
+)
+from .commonpool import Record
+from .extract import ExtractionError, ItemResult, WorkItem, run_extraction
+from .images import MAX_SIDE, ImageError, composite, load_image, prepare_image, to_rgb
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from .extract import ExtractionSummary
+
+SOURCE = "arxiv"
+TEX_SUFFIXES = (".tex", ".ltx", ".latex")
+PACKAGE_SUFFIXES = (".tar.gz", ".tgz", ".gz", ".tar")
+# Probed in this order for a graphic written without a known extension (pdfLaTeX's order, then DVI's).
+IMAGE_EXTENSIONS = (".pdf", ".png", ".jpg", ".jpeg", ".eps", ".ps", ".mps")
+EPS_CONVERTED_SUFFIX = "-eps-converted-to.pdf"
+MAX_INCLUDE_DEPTH = 12
+MAX_FLAT_CHARS = 16_000_000
+MANIFEST_NAME = "arXiv_src_manifest.xml"
+
+BULK_TAR_RE = re.compile(r"^arXiv_src_(\d{4})_(\d{3})\.tar$")
+BULK_MEMBER_RE = re.compile(r"^(?:[^/]+/)*[^/]+\.(?:gz|pdf)$")
+NEW_ID_RE = re.compile(r"^(\d{4})\.\d{4,5}(?:v\d+)?$")
+OLD_ID_RE = re.compile(r"^([a-z][a-z-]*(?:\.[A-Z]{2})?)(\d{2})(\d{2})(\d{3})(v\d+)?$")
+YYMM_RE = re.compile(r"^\d{2}(0[1-9]|1[0-2])$")
+BEGIN_DOCUMENT_RE = re.compile(r"\\begin\s*\{document\}")
+END_DOCUMENT_RE = re.compile(r"\\end\s*\{document\}")
+DOCUMENTCLASS_RE = re.compile(r"\\document(?:class|style)\b\s*(?:\[[^\]]*\])?\s*\{\s*([^}]*)\}")
+# Name tokens of files that are not the paper: old drafts, referee replies, journal templates.
+DISTRACTOR_TOKENS = frozenset(
+    {"old", "draft", "response", "responses", "reply", "rebuttal", "template", "templates", "sample",
+     "samples", "example", "backup", "bak", "copy", "cover", "letter", "referee", "guide", "instructions"}
+)
+SUPPLEMENT_TOKENS = frozenset({"supp", "supplement", "supplementary", "supplemental", "si", "appendix"})
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Names, ids and dates
+# ----------------------------------------------------------------------------------------------------------
+
+
+def paper_id_from_name(name: str) -> str:
+    """arXiv id from a package file name: ``2004.14974.gz`` -> ``2004.14974``, ``hep-th9901001.gz`` ->
+    ``hep-th/9901001``; other names lose their package suffix (``paper.tar.gz`` -> ``paper``)."""
+    base = posixpath.basename(name.rstrip("/"))
+    for suffix in (*PACKAGE_SUFFIXES, ".pdf", *TEX_SUFFIXES):
+        if base.lower().endswith(suffix) and len(base) > len(suffix):
+            base = base[: -len(suffix)]
+            break
+    old = OLD_ID_RE.match(base)
+    if old:
+        archive, yy, mm, number, version = old.groups()
+        return f"{archive}/{yy}{mm}{number}{version or ''}"
+    return base
+
+
+def paper_yymm(paper_id: str) -> str | None:
+    """The ``YYMM`` an arXiv id was issued in, or None for names that are not arXiv ids."""
+    new = NEW_ID_RE.match(paper_id)
+    if new:
+        return new.group(1)
+    old = OLD_ID_RE.match(paper_id.replace("/", ""))
+    return old.group(2) + old.group(3) if old else None
+
+
+def yymm_key(yymm: str) -> int:
+    """Sortable ``YYYYMM`` for an arXiv ``YYMM`` (arXiv began in 1991: ``91``-``99`` are 19xx)."""
+    if not YYMM_RE.match(yymm):
+        raise ValueError(f"not a YYMM month: {yymm!r} (expected e.g. 2301 for January 2023)")
+    year = int(yymm[:2])
+    return ((1900 if year >= 91 else 2000) + year) * 100 + int(yymm[2:])
+
+
+def _in_range(yymm: str | None, start: str | None, end: str | None) -> bool:
+    if yymm is None:
+        return True
+    key = yymm_key(yymm)
+    return (start is None or key >= yymm_key(start)) and (end is None or key <= yymm_key(end))
+
+
+def select_bulk_tars(manifest_xml: str | Path | bytes, start: str | None = None,
+                     end: str | None = None) -> list[str]:
+    """File names (``arXiv_src_YYMM_NNN.tar``) that the bulk manifest lists for months ``start..end``
+    (inclusive ``YYMM`` bounds; None = open), in manifest order."""
+    from lxml import etree
+
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=True)
+    if isinstance(manifest_xml, bytes):
+        root = etree.fromstring(manifest_xml, parser)
+    else:
+        root = etree.parse(str(manifest_xml), parser).getroot()
+    selected = []
+    for entry in root.iter("file"):
+        filename = (entry.findtext("filename") or "").strip()
+        yymm = (entry.findtext("yymm") or "").strip()
+        if not filename:
+            continue
+        name = posixpath.basename(filename)
+        if not yymm:
+            bulk = BULK_TAR_RE.match(name)
+            yymm = bulk.group(1) if bulk else ""
+        if yymm and _in_range(yymm, start, end):
+            selected.append(name)
+    return selected
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Inputs -> work items
+# ----------------------------------------------------------------------------------------------------------
+
+
+def _is_package_file(path: Path) -> bool:
+    return path.name.lower().endswith(PACKAGE_SUFFIXES) and not path.name.startswith(".")
+
+
+def _is_source_dir(path: Path) -> bool:
+    return any(child.is_file() and child.name.lower().endswith(TEX_SUFFIXES) and not child.name.startswith(".")
+               for child in path.iterdir())
+
+
+def _is_bulk_tar(path: Path) -> bool:
+    if BULK_TAR_RE.match(path.name):
+        return True
+    if path.suffix.lower() != ".tar":
+        return False
+    names = []
+    for name, _offset, _size in iter_tar_members(path):
+        names.append(name)
+        if len(names) >= 20:
+            break
+    return bool(names) and all(BULK_MEMBER_RE.match(name) and "/" in name for name in names)
+
+
+def _bulk_items(tar: Path) -> Iterator[WorkItem]:
+    resolved = tar.resolve()
+    for member, offset, size in iter_tar_members(tar):
+        if not BULK_MEMBER_RE.match(member) or posixpath.basename(member).startswith("."):
+            continue
+        yield WorkItem(key=f"{resolved}::{member}", input=str(tar), paper_id=paper_id_from_name(member),
+                       member=member, offset=offset, size=size)
+
+
+def _single_item(path: Path) -> WorkItem:
+    return WorkItem(key=str(path.resolve()), input=str(path), paper_id=paper_id_from_name(path.name))
+
+
+def _manifest_months(manifest: Path) -> dict[str, str]:
+    """Bulk tar file name -> YYMM, as listed in a bulk manifest."""
+    months = {}
+    for name in select_bulk_tars(manifest):
+        bulk = BULK_TAR_RE.match(name)
+        if bulk:
+            months[name] = bulk.group(1)
+    return months
+
+
+@dataclass
+class _Collector:
+    start: str | None
+    end: str | None
+    items: list[WorkItem] = field(default_factory=list)
+
+    def add_bulk(self, tar: Path, yymm: str | None) -> None:
+        bulk = BULK_TAR_RE.match(tar.name)
+        if _in_range(yymm or (bulk.group(1) if bulk else None), self.start, self.end):
+            self.items.extend(_bulk_items(tar))
+
+    def add_file(self, path: Path) -> None:
+        if _is_bulk_tar(path):
+            self.add_bulk(path, None)
+        else:
+            item = _single_item(path)
+            if _in_range(paper_yymm(item.paper_id), self.start, self.end):
+                self.items.append(item)
+
+    def add_manifest(self, manifest: Path) -> None:
+        names = select_bulk_tars(manifest, self.start, self.end)
+        missing = [name for name in names if not (manifest.parent / name).is_file()]
+        if missing:
+            raise FileNotFoundError(
+                f"{manifest} selects {len(missing)} bulk tar(s) not present beside it, e.g. {missing[:3]}")
+        for name in names:
+            self.items.extend(_bulk_items(manifest.parent / name))
+
+    def add_folder(self, folder: Path) -> None:
+        if _is_source_dir(folder):
+            item = WorkItem(key=str(folder.resolve()), input=str(folder), paper_id=folder.name)
+            if _in_range(paper_yymm(item.paper_id), self.start, self.end):
+                self.items.append(item)
+            return
+        manifest = folder / MANIFEST_NAME
+        months = _manifest_months(manifest) if manifest.is_file() else {}
+        for child in sorted(folder.iterdir()):
+            if child.name.startswith(".") or child.is_symlink():
+                continue
+            if child.is_dir():
+                self.add_folder(child)
+            elif child.is_file() and _is_package_file(child):
+                if child.name in months:
+                    self.add_bulk(child, months[child.name])
+                else:
+                    self.add_file(child)
+
+
+def build_work_items(inputs: Sequence[str | Path], *, start: str | None = None,
+                     end: str | None = None) -> list[WorkItem]:
+    """One work item per paper found in ``inputs`` (files, source dirs, folders, bulk tars, a bulk
+    manifest), keeping bulk tars and arXiv-id papers of months ``start..end``; sorted by key."""
+    if start is not None and end is not None and yymm_key(start) > yymm_key(end):
+        raise ValueError(f"date range is empty: {start} is after {end}")
+    for bound in (start, end):
+        if bound is not None:
+            yymm_key(bound)
+    collector = _Collector(start, end)
+    missing = [str(p) for p in inputs if not Path(p).exists()]
+    if missing:
+        raise FileNotFoundError(f"input(s) not found: {', '.join(missing)}")
+    for raw in inputs:
+        path = Path(raw)
+        if path.is_dir():
+            collector.add_folder(path)
+        elif path.name == MANIFEST_NAME or path.suffix.lower() == ".xml":
+            collector.add_manifest(path)
+        else:
+            collector.add_file(path)
+    unique = {item.key: item for item in collector.items}
+    return [unique[key] for key in sorted(unique)]
+
+
+# ----------------------------------------------------------------------------------------------------------
+# One paper: main file, includes, figures, images
+# ----------------------------------------------------------------------------------------------------------
+
+
+def _name_tokens(name: str) -> set[str]:
+    stem = name.rsplit(".", 1)[0] if "." in posixpath.basename(name) else name
+    return {token for token in re.split(r"[^a-z]+", stem.lower()) if token}
+
+
+def _is_junk(name: str) -> bool:
+    """macOS resource forks and metadata folders."""
+    return name.startswith("__MACOSX/") or "/__MACOSX/" in name or posixpath.basename(name).startswith("._")
+
+
+@dataclass
+class _Flat:
+    """A main file with its includes inlined, and which file each stretch of text came from."""
+
+    text: str
+    span_starts: list[int]
+    span_files: list[str]
+
+    def file_at(self, offset: int) -> str:
+        return self.span_files[max(0, bisect.bisect_right(self.span_starts, offset) - 1)]
+
+
+class Project:
+    """The files of one paper's source package, with main-file choice and path resolution."""
+
+    def __init__(self, files: dict[str, bytes]) -> None:
+        self.files = {name: data for name, data in files.items() if not _is_junk(name)}
+        self.problems: list[str] = []
+        self._exact = {posixpath.normpath(name): name for name in self.files}
+        self._folded = {key.lower(): name for key, name in sorted(self._exact.items(), reverse=True)}
+        self._sources: dict[str, str] = {}
+
+    # -- text files --------------------------------------------------------------------------------------
+    def source(self, name: str) -> str:
+        """Decoded, comment-stripped text of a TeX file (cached)."""
+        if name not in self._sources:
+            self._sources[name] = latex.strip_comments(latex.decode_tex(self.files[name]))
+        return self._sources[name]
+
+    @cached_property
+    def tex_files(self) -> list[str]:
+        return sorted(name for name in self.files if name.lower().endswith(TEX_SUFFIXES))
+
+    def lookup(self, path: str) -> str | None:
+        """The package member for a relative path (exact, then case-insensitive), or None."""
+        key = posixpath.normpath(path.replace("\\", "/")) if path else ""
+        if not key or key == "." or key.startswith(("../", "/")):
+            return None
+        return self._exact.get(key) or self._folded.get(key.lower())
+
+    def resolve_include(self, target: str, command: str, including: str, main: str) -> str | None:
+        """The TeX file an ``\\input``/``\\include``/``\\subfile``/``\\import`` refers to."""
+        target = target.strip().strip('"').strip()
+        if not target:
+            return None
+        bases = dict.fromkeys((posixpath.dirname(main), posixpath.dirname(including)))
+        has_tex = target.lower().endswith(TEX_SUFFIXES)
+        for base in bases:
+            path = posixpath.join(base, target)
+            candidates = [path] if has_tex else [path + ".tex", path]
+            for candidate in candidates:
+                found = self.lookup(candidate)
+                if found and not found.lower().endswith(IMAGE_EXTENSIONS):
+                    return found
+        return None
+
+    # -- main file ---------------------------------------------------------------------------------------
+    def _includes(self, name: str, main: str) -> list[str]:
+        found = []
+        for _start, _end, command, target in latex.find_includes(self.source(name)):
+            resolved = self.resolve_include(target, command, name, main)
+            if resolved:
+                found.append(resolved)
+        return found
+
+    def _reachable_bytes(self, main: str) -> int:
+        seen, stack = {main}, [main]
+        while stack:
+            for child in self._includes(stack.pop(), main):
+                if child not in seen:
+                    seen.add(child)
+                    stack.append(child)
+        return sum(len(self.files[name]) for name in seen)
+
+    def main_file_ranking(self) -> list[tuple[float, int, str]]:
+        """Candidates as ``(score, reachable bytes, name)``, best first."""
+        ranked = []
+        for name in self.tex_files:
+            text = self.source(name)
+            docclass = DOCUMENTCLASS_RE.search(text)
+            tokens = set().union(*(_name_tokens(part) for part in name.split("/")))
+            score = 0.0
+            if docclass:
+                score += 10
+                if docclass.group(1).strip().lower() in ("subfiles", "standalone"):
+                    score -= 8
+            if BEGIN_DOCUMENT_RE.search(text):
+                score += 4
+            stem = name.rsplit(".", 1)[0]
+            if stem + ".bbl" in self.files:
+                score += 3
+            if tokens & DISTRACTOR_TOKENS or posixpath.basename(name).startswith(("_old", "old")):
+                score -= 6
+            if tokens & SUPPLEMENT_TOKENS:
+                score -= 3
+            score -= name.count("/")
+            ranked.append((score, self._reachable_bytes(name) if docclass else len(self.files[name]), name))
+        ranked.sort(key=lambda entry: (-entry[0], -entry[1], entry[2]))
+        return ranked
+
+    def main_file(self) -> str | None:
+        ranking = self.main_file_ranking()
+        return ranking[0][2] if ranking else None
+
+    # -- flattening --------------------------------------------------------------------------------------
+    def flatten(self, main: str) -> _Flat:
+        """The main file with ``\\input``/``\\include``/``\\subfile``/``\\import`` inlined (depth-limited,
+        cycle-safe, size-capped); included documents contribute only their body."""
+        parts: list[str] = []
+        starts: list[int] = []
+        files: list[str] = []
+        length = 0
+
+        def emit(text: str, name: str) -> None:
+            nonlocal length
+            if not text:
+                return
+            if length + len(text) > MAX_FLAT_CHARS:
+                raise ExtractionError("latex", f"flattened source exceeds {MAX_FLAT_CHARS} characters")
+            starts.append(length)
+            files.append(name)
+            parts.append(text)
+            length += len(text)
+
+        def walk(name: str, text: str, depth: int, stack: tuple[str, ...]) -> None:
+            last = 0
+            for start, end, command, target in latex.find_includes(text):
+                emit(text[last:start], name)
+                last = end
+                resolved = self.resolve_include(target, command, name, main)
+                if resolved is None:
+                    self.problems.append(f"include not found: {target}")
+                    emit(text[start:end], name)
+                elif resolved in stack:
+                    self.problems.append(f"include cycle: {resolved}")
+                elif depth >= MAX_INCLUDE_DEPTH:
+                    self.problems.append(f"include depth limit: {resolved}")
+                else:
+                    walk(resolved, _document_body(self.source(resolved)), depth + 1, (*stack, resolved))
+            emit(text[last:], name)
+
+        walk(main, self.source(main), 0, (main,))
+        return _Flat("".join(parts), starts, files)
+
+    # -- graphics ----------------------------------------------------------------------------------------
+    def resolve_graphic(self, path: str, including: str, main: str, graphicspath: Sequence[str]) -> str | None:
+        """The image file ``\\includegraphics{path}`` shows: the main file's and the including file's
+        directory, then each ``\\graphicspath`` entry; the name as written, else probed extensions,
+        upper-case extensions and ``-eps-converted-to.pdf``; never a prefix match."""
+        path = path.strip().strip('"').strip().replace("\\", "/")
+        if not path:
+            return None
+        dirs = [posixpath.dirname(main), posixpath.dirname(including)]
+        dirs += [posixpath.join(d, entry) for entry in graphicspath for d in dirs[:2]]
+        root, ext = posixpath.splitext(path)
+        known_ext = ext.lower() in IMAGE_EXTENSIONS
+        stems = [root] if known_ext else [path]
+        names = [path] if known_ext else []
+        for stem in stems:
+            names += [stem + e for e in IMAGE_EXTENSIONS] + [stem + e.upper() for e in IMAGE_EXTENSIONS]
+            names.append(stem + EPS_CONVERTED_SUFFIX)
+        if not known_ext:
+            names.append(path)
+        for directory in dict.fromkeys(dirs):
+            for name in dict.fromkeys(names):
+                found = self.lookup(posixpath.join(directory, name))
+                if found:
+                    return found
+        return None
+
+
+def _document_body(text: str) -> str:
+    """The body of a text with its own ``\\begin{document}`` (subfiles, standalone); else the text."""
+    begin = BEGIN_DOCUMENT_RE.search(text)
+    if not begin:
+        return text
+    end = END_DOCUMENT_RE.search(text, begin.end())
+    return text[begin.end(): end.start() if end else len(text)]
+
+
+@dataclass
+class _Stats:
+    """Per-paper counters: time in image conversion and why images did not come out."""
+
+    image_seconds: float = 0.0
+    missing: int = 0
+    unreadable: int = 0
+    unsupported: int = 0
+
+
+def _letters(index: int) -> str:
+    """0 -> a, 25 -> z, 26 -> aa."""
+    letters = ""
+    index += 1
+    while index:
+        index, rest = divmod(index - 1, 26)
+        letters = chr(ord("a") + rest) + letters
+    return letters
+
+
+def _clean(caption: str | None, macros: latex.Macros) -> str:
+    return latex.caption_to_text(caption, macros).strip() if caption else ""
+
+
+@dataclass
+class _FigureContext:
+    project: Project
+    main: str
+    including: str
+    graphicspath: list[str]
+    figure_id: str
+    stats: _Stats
+    problems: list[str]
+
+    def load(self, refs: Sequence[latex.GraphicRef]) -> list[Image.Image]:
+        """Loaded images for the refs that resolve; a problem for every one that does not."""
+        loaded = []
+        for ref in refs:
+            if ref.command in ("includestandalone", "includesvg"):
+                found = self._compiled_svg_or_standalone(ref)
+                if found is None:
+                    self.stats.unsupported += 1
+                    self.problems.append(f"{self.figure_id}: unsupported graphic \\{ref.command}: {ref.path}")
+                    continue
+            else:
+                found = self.project.resolve_graphic(ref.path, self.including, self.main, self.graphicspath)
+                if found is None:
+                    self.stats.missing += 1
+                    self.problems.append(f"{self.figure_id}: image not found: {ref.path}")
+                    continue
+            started = time.perf_counter()
+            try:
+                image = load_image(self.project.files[found], found)
+                image = to_rgb(image)
+                image.thumbnail((MAX_SIDE, MAX_SIDE))
+                loaded.append(image)
+            except ImageError as error:
+                self.stats.unreadable += 1
+                self.problems.append(f"{self.figure_id}: image unreadable: {ref.path}: {error}")
+            finally:
+                self.stats.image_seconds += time.perf_counter() - started
+        return loaded
+
+    def _compiled_svg_or_standalone(self, ref: latex.GraphicRef) -> str | None:
+        """The PDF that the svg package (``svg-inkscape/<name>_svg-tex.pdf``) or a standalone build
+        left beside the source, when the authors shipped it."""
+        stem = posixpath.splitext(ref.path.strip())[0]
+        candidates = [stem + ".pdf", stem + ".png"]
+        if ref.command == "includesvg":
+            candidates.insert(0, posixpath.join("svg-inkscape", posixpath.basename(stem) + "_svg-tex.pdf"))
+        for candidate in candidates:
+            found = self.project.resolve_graphic(candidate, self.including, self.main, self.graphicspath)
+            if found:
+                return found
+        return None
+
+    def record(self, images: list[Image.Image], text: str, paper_id: str, figure_id: str) -> Record:
+        started = time.perf_counter()
+        image = images[0] if len(images) == 1 else composite(images)
+        prepared = prepare_image(image)
+        self.stats.image_seconds += time.perf_counter() - started
+        return Record(image=prepared, text=text, source=SOURCE, paper_id=paper_id, figure_id=figure_id)
+
+
+def _figure_records(figure: latex.FigureFloat, ctx: _FigureContext, macros: latex.Macros,
+                    paper_id: str) -> list[Record]:
+    """Pairs from one float: one per captioned sub-figure, else one (composite) image per float."""
+    fid = ctx.figure_id
+    if not figure.graphics:
+        reason = "tikz/pgfplots only, no image file" if figure.has_tikz else "no image in float"
+        ctx.problems.append(f"{fid}: {reason}")
+        return []
+    try:
+        caption = _clean(figure.caption, macros)
+        subcaptions = [_clean(sub.caption, macros) for sub in figure.subfigures]
+    except ValueError as error:
+        ctx.problems.append(f"{fid}: caption could not be cleaned: {error}")
+        return []
+    if any(subcaptions):
+        records = []
+        in_subfigures = 0
+        for index, (sub, subcaption) in enumerate(zip(figure.subfigures, subcaptions, strict=True)):
+            in_subfigures += len(sub.graphics)
+            text = " ".join(part for part in (caption, subcaption) if part)
+            sub_id = f"{fid}{_letters(index)}"
+            if not sub.graphics:
+                continue
+            if not text:
+                ctx.problems.append(f"{sub_id}: no caption")
+                continue
+            images = ctx.load(sub.graphics)
+            if images:
+                records.append(ctx.record(images, text, paper_id, sub_id))
+        outside = len(figure.graphics) - in_subfigures
+        if outside > 0:
+            ctx.problems.append(f"{fid}: {outside} image(s) outside captioned sub-figures ignored")
+        return records
+    if not caption:
+        ctx.problems.append(f"{fid}: no caption")
+        return []
+    images = ctx.load(figure.graphics)
+    return [ctx.record(images, caption, paper_id, fid)] if images else []
+
+
+def _read_package(item: WorkItem) -> Package:
+    path = Path(item.input)
+    try:
+        if item.offset is not None and item.size is not None:
+            return read_package(read_member(path, item.offset, item.size), item.member or path.name)
+        if path.is_dir():
+            return read_directory(path)
+        return read_package(read_file_capped(path), path.name)
+    except ArchiveError as error:
+        raise ExtractionError("package", str(error)) from error
+    except OSError as error:
+        raise ExtractionError("package", f"cannot read input: {error}") from error
+
+
+def process_item(item: WorkItem) -> ItemResult:
+    """Extract the figure-caption pairs of one paper (the ``process`` function for ``run_extraction``)."""
+    started = time.perf_counter()
+    package = _read_package(item)
+    problems = [f"member skipped: {name}: {reason}" for name, reason in package.skipped]
+    if package.kind == "pdf":
+        return ItemResult(records=[], status="skipped", stage="package", reason="pdf-only submission",
+                          problems=problems)
+    project = Project(package.files)
+    main = project.main_file()
+    if main is None:
+        return ItemResult(records=[], status="skipped", stage="package", reason="no TeX source file",
+                          problems=problems)
+    flat = project.flatten(main)
+    macros = latex.collect_macros(flat.text)
+    graphicspath = list(dict.fromkeys(latex.parse_graphicspath(flat.text)))
+    begin = BEGIN_DOCUMENT_RE.search(flat.text)
+    body_start = begin.end() if begin else 0
+    end = END_DOCUMENT_RE.search(flat.text, body_start)
+    body = flat.text[body_start: end.start() if end else len(flat.text)]
+    figures = latex.find_figures(body, macros)
+
+    stats = _Stats()
+    records: list[Record] = []
+    figure_problems: list[str] = []
+    for number, figure in enumerate(figures, start=1):
+        ctx = _FigureContext(project, main, flat.file_at(body_start + figure.start), graphicspath,
+                             f"fig{number}", stats, figure_problems)
+        records.extend(_figure_records(figure, ctx, macros, item.paper_id))
+
+    total = time.perf_counter() - started
+    result = ItemResult(records=records, main_file=main, figures_found=len(figures),
+                        problems=problems + project.problems + figure_problems,
+                        extra={"image_seconds": round(stats.image_seconds, 4),
+                               "latex_seconds": round(total - stats.image_seconds, 4)})
+    if not records:
+        result.status, result.stage, result.reason = _empty_outcome(figures, stats)
+    return result
+
+
+def _empty_outcome(figures: Sequence[latex.FigureFloat], stats: _Stats) -> tuple[str, str, str]:
+    """(status, stage, reason) for a paper that gave no pair."""
+    if not figures:
+        return "skipped", "figures", "no figures"
+    if not any(figure.graphics for figure in figures):
+        if all(figure.has_tikz for figure in figures):
+            return "skipped", "figures", "no figures with images (tikz/pgfplots only)"
+        return "skipped", "figures", "no figures with images"
+    if stats.missing or stats.unreadable:
+        return "failed", "images", f"no figure image usable ({stats.missing} not found, {stats.unreadable} unreadable)"
+    if stats.unsupported:
+        return "skipped", "figures", "no figures with supported images (svg/standalone only)"
+    return "skipped", "captions", "no captioned figures"
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Entry point and CLI
+# ----------------------------------------------------------------------------------------------------------
+
+
+def extract_arxiv(inputs: Sequence[str | Path], out_dir: str | Path, *, workers: int | None = None,
+                  scheduler: str | None = None, max_papers: int | None = None,
+                  samples_per_shard: int = 10_000, progress: bool = True, start: str | None = None,
+                  end: str | None = None) -> ExtractionSummary:
+    """Extract figure-caption pairs from arXiv sources into a CommonPool dataset at ``out_dir``
+    (``shards/``, ``sizes.json``, ``manifest.parquet``); reruns skip papers already done.
+
+    ``start``/``end`` (``YYMM``) keep bulk tars (and arXiv-id named papers) of those months.
+    """
+    items = build_work_items(inputs, start=start, end=end)
+    return run_extraction(items, process_item, out_dir, source=SOURCE, workers=workers, scheduler=scheduler,
+                          max_items=max_papers, samples_per_shard=samples_per_shard, progress=progress)
+
+
+def _yymm_arg(value: str) -> str:
+    try:
+        yymm_key(value)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from error
+    return value
+
+
+def _positive_int(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return number
+
+
+def cli_configure(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``sciclip extract arxiv``."""
+    parser.add_argument("inputs", nargs="+", metavar="INPUT",
+                        help="bulk tars, arXiv_src_manifest.xml, per-paper .gz/.tar.gz/.tar, source dirs, "
+                             "or folders of these")
+    parser.add_argument("--out", required=True, help="output dataset directory")
+    parser.add_argument("--workers", type=_positive_int, default=None, help="Dask workers (default: auto)")
+    parser.add_argument("--scheduler", default=None, help="address of an existing Dask scheduler")
+    parser.add_argument("--max-papers", type=_positive_int, default=None, help="process at most N papers")
+    parser.add_argument("--from", dest="start", type=_yymm_arg, default=None, metavar="YYMM",
+                        help="first month of bulk tars to take")
+    parser.add_argument("--to", dest="end", type=_yymm_arg, default=None, metavar="YYMM",
+                        help="last month of bulk tars to take")
+    parser.add_argument("--samples-per-shard", type=_positive_int, default=10_000)
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _writable_problem(out_dir: Path) -> str | None:
+    """Why ``out_dir`` cannot be created or written to, or None."""
+    existing = out_dir
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"output directory {out_dir} cannot be created: {existing} is not a directory"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"output directory {out_dir} is not writable"
+    return None
+
+
+def cli_run(args: argparse.Namespace) -> int:
+    """Run ``sciclip extract arxiv``; 0 when the batch ran to the end (failed papers are in the manifest)."""
+    problem = _writable_problem(Path(args.out))
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    try:
+        items = build_work_items(args.inputs, start=args.start, end=args.end)
+    except (FileNotFoundError, ValueError, ArchiveError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    summary = run_extraction(items, process_item, args.out, source=SOURCE, workers=args.workers,
+                             scheduler=args.scheduler, max_items=args.max_papers,
+                             samples_per_shard=args.samples_per_shard, progress=not args.no_progress)
+    counts = ", ".join(f"{status} {n}" for status, n in sorted(summary.counts.items()))
+    print(f"arxiv: {len(items)} paper(s) found; {counts}; {summary.pairs} pairs -> {summary.out_dir}")
+    return 0

@@ -1,0 +1,211 @@
+"""Image loading (raster, PDF, EPS/PS) and normalisation to CommonPool JPEGs."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import subprocess
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image, ImageOps
+
+MAX_SIDE = 512
+JPEG_QUALITY = 95
+MAX_PIXELS = 100_000_000
+MAX_PDF_BYTES = 64 * 2**20
+GHOSTSCRIPT_TIMEOUT_S = 30.0
+
+PDF_EXTENSIONS = {".pdf"}
+POSTSCRIPT_EXTENSIONS = {".eps", ".ps", ".epsi", ".epsf"}
+
+
+class ImageError(Exception):
+    """An image could not be loaded; the message says why."""
+
+
+@dataclass(frozen=True)
+class PreparedImage:
+    """A CommonPool-ready JPEG and the size of the image it came from."""
+
+    jpeg: bytes
+    original_width: int
+    original_height: int
+
+
+def image_kind(data: bytes, name: str = "") -> str:
+    """Classify bytes as ``pdf``, ``postscript`` or ``raster`` by magic bytes, then by extension."""
+    head = data[:1024].lstrip()
+    if head.startswith(b"%PDF"):
+        return "pdf"
+    if head.startswith(b"%!") or data[:4] == b"\xc5\xd0\xd3\xc6":  # PostScript, DOS EPS binary header
+        return "postscript"
+    suffix = Path(name).suffix.lower()
+    if suffix in PDF_EXTENSIONS:
+        return "pdf"
+    if suffix in POSTSCRIPT_EXTENSIONS:
+        return "postscript"
+    return "raster"
+
+
+def load_image(data: bytes, name: str = "") -> Image.Image:
+    """Decode ``data`` (raster, first PDF page, or EPS/PS) into a loaded PIL image, or raise ImageError."""
+    if not data:
+        raise ImageError("empty file")
+    kind = image_kind(data, name)
+    if kind == "pdf":
+        return render_pdf(data)
+    if kind == "postscript":
+        return render_postscript(data)
+    return open_raster(data)
+
+
+def open_raster(data: bytes) -> Image.Image:
+    """Open and fully decode a raster image with a pixel cap (decompression-bomb safe)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+            width, height = img.size
+            if width * height > MAX_PIXELS:
+                raise ImageError(f"image too large: {width}x{height} pixels")
+            img.load()
+    except ImageError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageError(f"decompression bomb: {exc}") from exc
+    except Exception as exc:  # Pillow raises many types for corrupt data
+        raise ImageError(f"unreadable raster image: {type(exc).__name__}: {exc}") from exc
+    if width == 0 or height == 0:
+        raise ImageError("image has zero size")
+    return img
+
+
+def render_pdf(data: bytes, size: int = MAX_SIDE) -> Image.Image:
+    """Render the first page of a PDF so that its longest side is ``size`` pixels."""
+    import pypdfium2 as pdfium
+
+    if len(data) > MAX_PDF_BYTES:
+        raise ImageError(f"PDF too large: {len(data)} bytes")
+    try:
+        pdf = pdfium.PdfDocument(data)
+    except pdfium.PdfiumError as exc:
+        raise ImageError(f"unreadable PDF: {exc}") from exc
+    try:
+        if len(pdf) == 0:
+            raise ImageError("PDF has no pages")
+        page = pdf[0]
+        width, height = page.get_size()
+        if width <= 0 or height <= 0:
+            raise ImageError("PDF page has zero size")
+        scale = size / max(width, height)
+        bitmap = page.render(scale=scale, fill_color=(255, 255, 255, 255))
+        return bitmap.to_pil().convert("RGB")
+    except pdfium.PdfiumError as exc:
+        raise ImageError(f"PDF render failed: {exc}") from exc
+    finally:
+        pdf.close()
+
+
+def render_postscript(
+    data: bytes, size: int = MAX_SIDE, timeout: float = GHOSTSCRIPT_TIMEOUT_S
+) -> Image.Image:
+    """Render EPS/PS with Ghostscript (``-dSAFER -dEPSCrop``, killed after ``timeout`` seconds)."""
+    gs = shutil.which("gs")
+    if gs is None:
+        raise ImageError("Ghostscript (gs) is not installed; EPS/PS figures need it")
+    with tempfile.TemporaryDirectory(prefix="sciclip-gs-") as tmp:
+        source, target = Path(tmp) / "in.eps", Path(tmp) / "out.png"
+        source.write_bytes(data)
+        command = [
+            gs, "-dSAFER", "-dBATCH", "-dNOPAUSE", "-dQUIET", "-dEPSCrop", "-dFirstPage=1", "-dLastPage=1",
+            "-sDEVICE=png16m", "-r150", "-dTextAlphaBits=4", "-dGraphicsAlphaBits=4",
+            f"-sOutputFile={target}", str(source),
+        ]  # fmt: skip
+        try:
+            result = subprocess.run(command, capture_output=True, timeout=timeout, cwd=tmp, check=False)
+        except subprocess.TimeoutExpired as exc:
+            raise ImageError(f"Ghostscript timed out after {timeout:.0f} s") from exc
+        if result.returncode != 0 or not target.is_file():
+            message = (result.stderr or result.stdout).decode("utf-8", "replace").strip().splitlines()
+            raise ImageError(f"Ghostscript failed: {message[-1] if message else f'exit {result.returncode}'}")
+        img = open_raster(target.read_bytes())
+    img.thumbnail((size, size), Image.Resampling.LANCZOS)
+    return img
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """Convert any Pillow mode to RGB, flattening transparency onto white."""
+    if img.mode == "RGB":
+        return img
+    if img.mode == "P":
+        img = img.convert("RGBA")
+    elif img.mode in {"I;16", "I;16B", "I;16L", "I;16N", "I"}:
+        img = _scale_to_8bit(img)
+    elif img.mode == "CMYK":
+        img = ImageOps.invert(img.convert("RGB")) if _is_adobe_inverted(img) else img.convert("RGB")
+    if img.mode in {"RGBA", "LA", "RGBa", "La", "PA"}:
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return img.convert("RGB")
+
+
+def _scale_to_8bit(img: Image.Image) -> Image.Image:
+    """Map 16/32-bit integer images onto 0..255 using their value range."""
+    import numpy as np
+
+    array = np.asarray(img, dtype=np.float64)
+    top = 65535.0 if array.max(initial=0) > 255 else 255.0
+    return Image.fromarray(np.clip(array / top * 255.0 + 0.5, 0, 255).astype(np.uint8), mode="L")
+
+
+def _is_adobe_inverted(img: Image.Image) -> bool:
+    """Adobe CMYK JPEGs store inverted values (APP14 marker); Pillow leaves them inverted."""
+    return getattr(img, "format", None) == "JPEG" and "adobe" in getattr(img, "info", {})
+
+
+def prepare_image(image: bytes | Image.Image, name: str = "") -> PreparedImage:
+    """Normalise an image to DataComp's format: RGB JPEG, longest side <= 512 (only shrinking)."""
+    img = load_image(image, name) if isinstance(image, bytes) else image
+    width, height = img.size
+    rgb = to_rgb(img)
+    if max(width, height) > MAX_SIDE:
+        scale = MAX_SIDE / max(width, height)
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        rgb = rgb.resize(size, Image.Resampling.LANCZOS)
+    buffer = io.BytesIO()
+    rgb.save(buffer, format="JPEG", quality=JPEG_QUALITY)
+    return PreparedImage(buffer.getvalue(), width, height)
+
+
+def composite(images: list[Image.Image], gap: int = 8) -> Image.Image:
+    """Lay panels out in reading order (rows of up to ``ceil(sqrt(n))``) on a white canvas."""
+    if not images:
+        raise ValueError("composite needs at least one image")
+    panels = []
+    for img in images:
+        panel = to_rgb(img)
+        if max(panel.size) > MAX_SIDE:
+            panel = panel.copy()
+            panel.thumbnail((MAX_SIDE, MAX_SIDE), Image.Resampling.LANCZOS)
+        panels.append(panel)
+    per_row = max(1, round(len(panels) ** 0.5 + 0.499))
+    rows = [panels[i : i + per_row] for i in range(0, len(panels), per_row)]
+    row_height = max(p.height for p in panels)
+    scaled_rows = [
+        [p.resize((max(1, round(p.width * row_height / p.height)), row_height)) for p in row] for row in rows
+    ]
+    width = max(sum(p.width for p in row) + gap * (len(row) - 1) for row in scaled_rows)
+    height = row_height * len(rows) + gap * (len(rows) - 1)
+    canvas = Image.new("RGB", (width, height), (255, 255, 255))
+    y = 0
+    for row in scaled_rows:
+        x = 0
+        for panel in row:
+            canvas.paste(panel, (x, y))
+            x += panel.width + gap
+        y += row_height + gap
+    return canvas

@@ -1,0 +1,906 @@
+"""PMC Open Access extraction: figure-caption pairs from JATS XML, legacy packages and 2026 folders.
+
+Inputs are legacy OA packages (``PMCnnn.tar.gz`` holding ``PMCnnn/<name>.nxml`` and the media), 2026-layout
+article folders (``PMCnnn.V/`` holding ``PMCnnn.V.xml`` and the media), bare ``.nxml``/``.xml`` files with
+their media beside them, and folders of any of these. One work item per article; when several versions of
+an article are given, only the highest is extracted (a legacy package counts as version 0).
+
+The XML is parsed without DTDs, network access or entity expansion. Every ``<fig>`` is a figure, wherever
+it sits (body, ``floats-group``, ``fig-group`` supplements, ``sub-article``, ``app``, ``boxed-text``); its
+image is the ``xlink:href`` of its ``<graphic>`` (not one inside a formula or the caption), mapped to a
+file by exact stem with extension probing (full images before ``.gif`` thumbnails; never by prefix).
+Distribution, manifest and resume are :func:`sciclip_utils.extract.run_extraction`'s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import functools
+import json
+import os
+import re
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from lxml import etree
+
+from sciclip_utils.archives import MAX_MEMBER_BYTES, ArchiveError, read_file_capped, read_package
+from sciclip_utils.extract import ExtractionError, ExtractionSummary, ItemResult, WorkItem, run_extraction
+
+SOURCE = "pmc"
+XLINK_HREF = "{http://www.w3.org/1999/xlink}href"
+XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
+MATHML_NS = "http://www.w3.org/1998/Math/MathML"
+ALI_LICENSE_REF = "{*}license_ref"  # NISO ALI; the namespace is spelt with and without a final slash
+
+# File extensions probed for a graphic, best first: PMC ships a full image plus a ``.gif`` thumbnail.
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp", ".pdf", ".eps", ".ps", ".gif")
+_STRIPPABLE_EXTENSIONS = {*IMAGE_EXTENSIONS, ".svg"}
+THUMBNAIL_TYPES = {"thumb", "thumbnail"}
+
+COMMERCIAL_LICENSES = frozenset({"CC0", "PD", "CC BY", "CC BY-SA", "CC BY-ND"})
+NONCOMMERCIAL_LICENSES = COMMERCIAL_LICENSES | {"CC BY-NC", "CC BY-NC-SA", "CC BY-NC-ND"}
+LICENSE_FILTERS: dict[str, frozenset[str] | None] = {
+    "any": None,
+    "commercial": COMMERCIAL_LICENSES,
+    "noncommercial": NONCOMMERCIAL_LICENSES,
+}
+FILE_LIST_NAME = "oa_file_list.csv"
+PLAN_NAME = "pmc_plan.json"
+
+_PMC_NAME = re.compile(r"^(PMC\d+)(?:\.(\d+))?$", re.IGNORECASE)
+_PACKAGE_SUFFIXES = (".tar.gz", ".tgz", ".tar")
+_XML_SUFFIXES = (".nxml", ".xml")
+_PMC_ID_IN_XML = re.compile(rb'<article-id[^>]*pub-id-type="pmc(?:id)?"[^>]*>\s*(?:PMC)?(\d+)\s*<')
+
+
+# --------------------------------------------------------------------------------------------- XML parsing
+def safe_parser() -> etree.XMLParser:
+    """An lxml parser that never loads DTDs, touches the network or expands entities."""
+    return etree.XMLParser(
+        resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False, dtd_validation=False
+    )
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One ``<fig>``: its id, clean caption (may be empty), graphic hrefs (one per panel), and why not."""
+
+    figure_id: str
+    caption: str
+    hrefs: tuple[str, ...]
+    problem: str | None = None
+
+
+@dataclass(frozen=True)
+class Article:
+    """What the XML says: the figures, the licence code, the declared or detected article language."""
+
+    figures: list[Figure]
+    license: str | None
+    language: str | None
+
+
+def parse_article(xml: bytes) -> Article:
+    """Parse a JATS article safely; raise ExtractionError (stage ``xml``) when it is not a readable article."""
+    if not xml.strip():
+        raise ExtractionError("xml", "empty XML file")
+    try:
+        root = etree.fromstring(xml, safe_parser())
+    except etree.XMLSyntaxError as exc:
+        raise ExtractionError("xml", f"invalid XML: {exc}") from exc
+    if _local(root) != "article":
+        raise ExtractionError("xml", f"root element is <{_local(root)}>, not <article>")
+    return Article(find_figures(root), article_license(root), article_language(root))
+
+
+def _local(element: etree._Element) -> str:
+    tag = element.tag
+    return etree.QName(tag).localname if isinstance(tag, str) else ""
+
+
+def find_figures(root: etree._Element) -> list[Figure]:
+    """Every ``<fig>`` in document order, with caption text and chosen graphic hrefs."""
+    figures: list[Figure] = []
+    seen: set[str] = set()
+    for number, fig in enumerate(root.iter("fig"), start=1):
+        figure_id = (fig.get("id") or "").strip() or f"fig{number}"
+        if figure_id in seen:
+            figure_id = f"{figure_id}-{number}"
+        seen.add(figure_id)
+        caption_element = fig.find("caption")
+        caption = caption_text(caption_element) if caption_element is not None else ""
+        hrefs = tuple(figure_hrefs(fig))
+        problem = None
+        if not hrefs:
+            problem = "no <graphic> with an xlink:href"
+        elif not caption:
+            problem = "no caption text"
+        figures.append(Figure(figure_id, caption, hrefs, problem))
+    return figures
+
+
+_NOT_FIGURE_GRAPHIC = {"disp-formula", "inline-formula", "caption", "chem-struct", "fig", "table-wrap"}
+
+
+def figure_hrefs(fig: etree._Element) -> list[str]:
+    """The hrefs of a figure's own graphics: one per panel, formula images and thumbnails left out."""
+    groups: dict[int, list[etree._Element]] = {}
+    order: list[int] = []
+    for graphic in fig.iter("graphic"):
+        parent, alternatives = graphic.getparent(), None
+        while parent is not None and parent is not fig:
+            if _local(parent) in _NOT_FIGURE_GRAPHIC:
+                break
+            if _local(parent) == "alternatives" and alternatives is None:
+                alternatives = parent
+            parent = parent.getparent()
+        if parent is not fig or not (graphic.get(XLINK_HREF) or "").strip():
+            continue
+        group = id(alternatives) if alternatives is not None else id(graphic)
+        if group not in groups:
+            groups[group] = []
+            order.append(group)
+        groups[group].append(graphic)
+    chosen = [_best_graphic(groups[group]) for group in order]
+    full = [g for g in chosen if not _is_thumbnail(g)]
+    return [g.get(XLINK_HREF).strip() for g in (full or chosen)]
+
+
+def _is_thumbnail(graphic: etree._Element) -> bool:
+    kinds = {(graphic.get(a) or "").lower() for a in ("content-type", "specific-use")}
+    return bool(kinds & THUMBNAIL_TYPES)
+
+
+def _best_graphic(graphics: list[etree._Element]) -> etree._Element:
+    """Among alternatives: not a thumbnail, not a ``.gif``, in document order."""
+    return min(
+        graphics,
+        key=lambda g: (_is_thumbnail(g), (g.get(XLINK_HREF) or "").lower().endswith(".gif")),
+    )
+
+
+# ----------------------------------------------------------------------------------------------- captions
+_BLOCK_TAGS = {
+    "p", "title", "list", "list-item", "disp-formula", "disp-formula-group", "disp-quote", "def-list",
+    "def-item", "term", "def", "break", "sec", "statement", "table-wrap", "fn", "attrib", "preformat",
+    "chem-struct-wrap", "tr", "td", "th", "verse-line",
+}  # fmt: skip
+_DROPPED_TAGS = {
+    "supplementary-material", "object-id", "media", "graphic", "inline-graphic", "permissions",
+    "annotation", "annotation-xml",
+}  # fmt: skip
+_DOI_PARAGRAPH = re.compile(r"^DOI:?\s*(?:https?://\S+|10\.\S+)$", re.IGNORECASE)
+
+
+def caption_text(caption: etree._Element) -> str:
+    """Readable caption text: title and paragraphs joined by single spaces, formulas as text.
+
+    Nested ``supplementary-material``, ``object-id``, ``media``, graphics and labels (except list-item
+    labels) are left out, as are eLife's ``DOI: http://dx.doi.org/...`` paragraphs; whitespace collapsed.
+    """
+    return _collapse("".join(_render(child) for child in caption))
+
+
+def _collapse(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _render(element: etree._Element) -> str:
+    """Text of ``element`` and its tail (tails always survive a dropped element)."""
+    tail = element.tail or ""
+    if not isinstance(element.tag, str):  # comments, processing instructions, unexpanded entities
+        return tail
+    name = _local(element)
+    if name in _DROPPED_TAGS:
+        return tail
+    if name == "label" and _local(element.getparent()) != "list-item":
+        return tail
+    if element.tag == f"{{{MATHML_NS}}}math" or name == "math":
+        return (
+            f" {mathml_text(element)} {tail}"
+            if element.get("display") == "block"
+            else (mathml_text(element) + tail)
+        )
+    if name == "tex-math":
+        return tex_text(element.text or "") + tail
+    if name == "alternatives":
+        return _render_alternatives(element) + tail
+    inner = (element.text or "") + "".join(_render(child) for child in element)
+    if name in _BLOCK_TAGS:
+        if name == "p" and _DOI_PARAGRAPH.match(_collapse(inner)):
+            return " " + tail
+        return f" {inner} {tail}"
+    return inner + tail
+
+
+def _render_alternatives(element: etree._Element) -> str:
+    """One representation of a formula: MathML, else TeX, else nothing (images are not text)."""
+    children = [child for child in element if isinstance(child.tag, str)]
+    for wanted in ("math", "tex-math"):
+        for child in children:
+            if _local(child) == wanted:
+                return mathml_text(child) if wanted == "math" else tex_text(child.text or "")
+    return ""
+
+
+_SPACED_OPERATORS = set("=≠<>≤≥≈∼≃≅≡∝→←↔⇒⇐⇔±∓×÷∈∉⊂⊆") | {"~", "<=", ">=", "≪", "≫"}
+
+
+def mathml_text(element: etree._Element) -> str:
+    """MathML as plain text: token contents in order, relations spaced, fences and fractions kept."""
+    return _collapse(_mathml(element))
+
+
+def _mathml(element: etree._Element) -> str:
+    name = _local(element)
+    children = [child for child in element if isinstance(child.tag, str)]
+    if name in {"annotation", "annotation-xml", "none", "mprescripts"}:
+        return ""
+    if name in {"mi", "mn", "mtext", "ms"}:
+        return "".join(element.itertext()).strip()
+    if name == "mo":
+        operator = "".join(element.itertext()).strip()
+        return f" {operator} " if operator in _SPACED_OPERATORS else operator
+    if name == "mspace":
+        return " "
+    if name == "semantics":
+        return _mathml(children[0]) if children else ""
+    if name == "mfenced":
+        separator = (element.get("separators") or ",").strip()[:1]
+        inner = separator.join(_mathml(child) for child in children)
+        return f"{element.get('open', '(')}{inner}{element.get('close', ')')}"
+    if name == "mfrac" and len(children) == 2:
+        return f"{_mathml(children[0])}/{_mathml(children[1])}"
+    if name in {"msqrt", "mroot"} and children:
+        return "√" + _mathml(children[0]) if name == "mroot" else "√" + "".join(map(_mathml, children))
+    return "".join(_mathml(child) for child in children)
+
+
+_TEX_DOCUMENT = re.compile(r"\\begin\{document\}(.*?)\\end\{document\}", re.DOTALL)
+_TEX_TEXT_COMMANDS = re.compile(
+    r"\\(?:text|textrm|textit|textbf|textsf|mathrm|mathit|mathbf|mathsf|mathbb|mathcal|mbox|operatorname|"
+    r"boldsymbol|bm|rm|it|bf)\s*\{([^{}]*)\}"
+)
+_TEX_FRACTION = re.compile(r"\\[dt]?frac\s*\{([^{}]*)\}\s*\{([^{}]*)\}")
+_TEX_SPACING = re.compile(r"\\(?:,|;|:|!|quad|qquad|enspace|thinspace| )")
+_TEX_SIZING = re.compile(r"\\(?:left|right|big|Big|bigg|Bigg)[lr]?\b")
+_TEX_SYMBOLS = {
+    "alpha": "α", "beta": "β", "gamma": "γ", "delta": "δ", "epsilon": "ε", "varepsilon": "ε", "zeta": "ζ",
+    "eta": "η", "theta": "θ", "vartheta": "θ", "iota": "ι", "kappa": "κ", "lambda": "λ", "mu": "μ",
+    "nu": "ν", "xi": "ξ", "pi": "π", "rho": "ρ", "sigma": "σ", "tau": "τ", "upsilon": "υ", "phi": "φ",
+    "varphi": "φ", "chi": "χ", "psi": "ψ", "omega": "ω", "Gamma": "Γ", "Delta": "Δ", "Theta": "Θ",
+    "Lambda": "Λ", "Xi": "Ξ", "Pi": "Π", "Sigma": "Σ", "Phi": "Φ", "Psi": "Ψ", "Omega": "Ω",
+    "upmu": "μ", "times": "×", "pm": "±", "mp": "∓", "cdot": "·", "leq": "≤", "le": "≤", "geq": "≥",
+    "ge": "≥", "neq": "≠", "ne": "≠", "approx": "≈", "sim": "∼", "simeq": "≃", "equiv": "≡",
+    "propto": "∝", "infty": "∞", "circ": "°", "degree": "°", "rightarrow": "→", "to": "→",
+    "leftarrow": "←", "Rightarrow": "⇒", "partial": "∂", "nabla": "∇", "sum": "Σ", "prod": "Π",
+    "int": "∫", "sqrt": "√", "ell": "ℓ", "prime": "′", "AA": "Å", "%": "%", "&": "&", "#": "#",
+    "_": "_", "{": "(", "}": ")", "lbrace": "(", "rbrace": ")", "langle": "⟨", "rangle": "⟩",
+    "ldots": "…", "cdots": "⋯", "dots": "…",
+}  # fmt: skip
+_TEX_MACRO = re.compile(r"\\([A-Za-z]+|[%&#_{}])")
+_KEEP_SPACE = "\x00"
+
+
+def tex_text(tex: str) -> str:
+    """TeX math as plain text: preamble, ``$`` and simple macros stripped, Greek and relations as Unicode."""
+    match = _TEX_DOCUMENT.search(tex)
+    body = match.group(1) if match else tex
+    body = body.replace("$", "").replace(r"\[", "").replace(r"\]", "").replace(r"\(", "").replace(r"\)", "")
+    body = _TEX_SIZING.sub("", body)
+    for _ in range(4):  # nested \text{\mathrm{..}} and \frac{..}{..}, innermost first
+        body = _TEX_TEXT_COMMANDS.sub(lambda m: m.group(1).replace(" ", _KEEP_SPACE), body)
+        body = _TEX_FRACTION.sub(r"{\1}/{\2}", body)
+    body = _TEX_SPACING.sub(_KEEP_SPACE, body)
+    body = _TEX_MACRO.sub(lambda m: _TEX_SYMBOLS.get(m.group(1), ""), body)
+    body = "".join(body.split())  # spaces in TeX math are not significant
+    body = re.sub(r"\^\{?°\}?", "°", body)
+    body = body.replace("{", "").replace("}", "").replace("^", "").replace("_", "").replace("~", _KEEP_SPACE)
+    body = re.sub(
+        "([" + re.escape("".join(c for c in _SPACED_OPERATORS if len(c) == 1)) + "])", r" \1 ", body
+    )
+    return _collapse(body.replace(_KEEP_SPACE, " "))
+
+
+# ----------------------------------------------------------------------------------------------- licences
+_CC_URL = re.compile(r"creativecommons\.org/(licenses|publicdomain)/([a-z-]+)", re.IGNORECASE)
+_CC_CODE = re.compile(r"^cc[\s_-]*(0|zero|by(?:[\s_-]*(?:nc|sa|nd))*)$", re.IGNORECASE)
+
+
+def normalize_license(value: str | None) -> str | None:
+    """A licence URL, code, ``license-type`` or statement as a short code (``CC BY-NC``, ``CC0``, ``PD``...).
+
+    ``NO-CC CODE`` (PMC's term for a non-Creative-Commons licence) is kept; None when nothing is recognised.
+    """
+    if not value or not value.strip():
+        return None
+    text = _collapse(value)
+    low = text.lower()
+    if low in {"no-cc code", "no cc code"}:
+        return "NO-CC CODE"
+    if low in {"public-domain", "public domain", "pd", "pdm"}:
+        return "PD"
+    url = _CC_URL.search(text)
+    if url:
+        kind, name = url.group(1).lower(), url.group(2).lower()
+        if kind == "publicdomain":
+            return "CC0" if name == "zero" else "PD"
+        return _cc_code(name.split("-"))
+    code = _CC_CODE.match(low)
+    if code:
+        parts = re.split(r"[\s_-]+", code.group(1))
+        return "CC0" if parts[0] in {"0", "zero"} else _cc_code(parts)
+    return _license_from_statement(low)
+
+
+def _cc_code(parts: Iterable[str]) -> str | None:
+    parts = [p for p in parts if p]
+    if not parts or parts[0] != "by" or not set(parts) <= {"by", "nc", "sa", "nd"}:
+        return None
+    order = [p for p in ("nc", "sa", "nd") if p in parts]
+    return "CC BY" + ("-" + "-".join(p.upper() for p in order) if order else "")
+
+
+def _license_from_statement(low: str) -> str | None:
+    """Licences named in prose: "Creative Commons Attribution Non-Commercial License" -> ``CC BY-NC``."""
+    if re.search(r"\bcc0\b|creative commons zero|public domain dedication", low):
+        return "CC0"
+    if "creative commons" not in low or "attribution" not in low:
+        return None
+    parts = ["by"]
+    if re.search(r"non[\s-]?commercial", low):
+        parts.append("nc")
+    if re.search(r"share[\s-]?alike", low):
+        parts.append("sa")
+    if re.search(r"no[\s-]?deriv", low):
+        parts.append("nd")
+    return _cc_code(parts)
+
+
+def article_license(root: etree._Element) -> str | None:
+    """The article's licence from ``article-meta/permissions`` (not figure permissions), as a code."""
+    licenses = root.findall("front/article-meta/permissions/license") or root.findall(".//front//license")
+    for license_element in licenses:
+        candidates = [license_element.get(XLINK_HREF)]
+        candidates += [ref.text for ref in license_element.iter(ALI_LICENSE_REF)]
+        candidates += [link.get(XLINK_HREF) for link in license_element.iter("ext-link")]
+        candidates += [" ".join(license_element.itertext()), license_element.get("license-type")]
+        for candidate in candidates:
+            code = normalize_license(candidate)
+            if code is not None:
+                return code
+    for ref in root.iterfind("front/article-meta/permissions/" + ALI_LICENSE_REF):
+        code = normalize_license(ref.text)
+        if code is not None:
+            return code
+    return "NO-CC CODE" if licenses else None
+
+
+def read_file_list(path: str | Path, paper_ids: Iterable[str] | None = None) -> dict[str, str]:
+    """``oa_file_list.csv`` (File, Article Citation, Accession ID, Last Updated, PMID, License) as id -> code."""
+    wanted = set(paper_ids) if paper_ids is not None else None
+    licenses: dict[str, str] = {}
+    with open(path, newline="", encoding="utf-8-sig") as handle:
+        reader = csv.DictReader(handle)
+        columns = {name.strip().lower(): name for name in reader.fieldnames or []}
+        if "license" not in columns or not ({"accession id", "file"} & set(columns)):
+            raise ValueError(
+                f"{path}: not an oa_file_list.csv (need 'Accession ID' or 'File', and 'License')"
+            )
+        for row in reader:
+            accession = (row.get(columns.get("accession id", ""), "") or "").strip()
+            if not accession:
+                found = re.search(r"PMC\d+", row.get(columns.get("file", ""), "") or "")
+                accession = found.group(0) if found else ""
+            code = normalize_license(row.get(columns["license"]))
+            if accession and code and (wanted is None or accession in wanted):
+                licenses[accession] = code
+    return licenses
+
+
+# ------------------------------------------------------------------------------------------------ language
+_STOPWORDS = {
+    "en": "the of and in to a is for with on by at from as are was were be been that this these which or an "
+    "it its not than between after before during using we our into each both all two three per were shown "
+    "indicate indicates represent represents show shows data mean values",
+    "de": "der die das und ist nicht mit von zu den dem des ein eine einer eines im auf für sich bei aus nach "
+    "wird werden oder auch wurden als wie zur zum sind über unter",
+    "fr": "le la les et des du un une est dans pour par sur avec au aux ce cette qui que ne pas sont ou été "
+    "entre plus",
+    "es": "el la los las y de del en un una es por para con que se al como sobre entre fue son lo su sus",
+    "pt": "o a os as e de do da dos das em um uma é para com por que no na nos nas ao se foi entre",
+    "it": "il lo la gli le e di del della dei delle in un una è per con che da dal nella sono tra",
+    "nl": "de het een en van in is op met voor dat die zijn niet aan bij om door ook",
+}
+_STOPWORD_SETS = {lang: frozenset(words.split()) for lang, words in _STOPWORDS.items()}
+_WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?")
+MIN_WORDS = 4
+MIN_STOPWORD_RATIO = 0.08
+
+
+def detect_language(text: str, hint: str | None = None) -> str:
+    """ISO 639-1 code of ``text``, from the share of each language's stop words (no dependencies).
+
+    Words are lower-cased letter runs; the language whose stop words make up the largest share of them
+    wins if that share is at least 8%. Texts with fewer than four words, no clear winner, or mostly
+    non-Latin letters return ``hint`` (e.g. the article's ``xml:lang``) or ``"und"`` (undetermined).
+    """
+    fallback = _normalize_language(hint) or "und"
+    words = [word.lower() for word in _WORD.findall(text)]
+    if len(words) < MIN_WORDS:
+        return fallback
+    latin = sum(1 for word in words if word.isascii() or all(c < "\u0250" for c in word))
+    if latin < len(words) / 2:
+        return fallback if fallback != "en" else "und"
+    shares = {lang: sum(w in stop for w in words) / len(words) for lang, stop in _STOPWORD_SETS.items()}
+    ranked = sorted(shares.items(), key=lambda kv: (-kv[1], kv[0] != fallback))
+    best, share = ranked[0]
+    if share < MIN_STOPWORD_RATIO:
+        return fallback
+    return best
+
+
+def _normalize_language(code: str | None) -> str | None:
+    if not code:
+        return None
+    primary = code.strip().lower().replace("_", "-").split("-")[0]
+    return primary if re.fullmatch(r"[a-z]{2,3}", primary) else None
+
+
+def article_language(root: etree._Element) -> str | None:
+    """The article's ``xml:lang``, else the language detected on its title and abstract."""
+    declared = _normalize_language(root.get(XML_LANG))
+    if declared:
+        return declared
+    parts = [" ".join(el.itertext()) for el in root.iterfind("front/article-meta/title-group/article-title")]
+    parts += [" ".join(el.itertext()) for el in root.iterfind("front/article-meta/abstract")]
+    detected = detect_language(" ".join(parts))
+    return None if detected == "und" else detected
+
+
+# ---------------------------------------------------------------------------------------------- media files
+def href_stem(href: str) -> str:
+    """The file stem a graphic href names: its last path part without a known image extension.
+
+    Only image extensions are stripped: ``pnas.2314795121fig01`` keeps its dots; ``fig-1.png`` -> ``fig-1``.
+    """
+    name = PurePosixPath(href.split("?")[0].split("#")[0].replace("\\", "/")).name
+    suffix = PurePosixPath(name).suffix.lower()
+    return name[: -len(suffix)] if suffix in _STRIPPABLE_EXTENSIONS else name
+
+
+def index_media(names: Iterable[str]) -> dict[str, list[str]]:
+    """Image files by exact stem (and lower-cased stem), each list best first (``.gif`` thumbnails last)."""
+    index: dict[str, list[str]] = {}
+    for name in names:
+        base = PurePosixPath(name).name
+        suffix = PurePosixPath(base).suffix.lower()
+        if suffix not in IMAGE_EXTENSIONS or base.startswith("._"):
+            continue
+        stem = base[: -len(suffix)]
+        for key in {stem, stem.lower()}:
+            index.setdefault(key, []).append(name)
+    for key, files in index.items():
+        files.sort(key=lambda n: (IMAGE_EXTENSIONS.index(PurePosixPath(n).suffix.lower()), n.count("/"), n))
+        index[key] = files
+    return index
+
+
+def find_image(href: str, index: dict[str, list[str]]) -> str | None:
+    """The file for a graphic href: exact stem first, then the same stem case-insensitively; no prefixes."""
+    stem = href_stem(href)
+    found = index.get(stem) or index.get(stem.lower())
+    return found[0] if found else None
+
+
+# ------------------------------------------------------------------------------------------------ planning
+@dataclass(frozen=True)
+class _Candidate:
+    path: Path
+    kind: str  # "package", "folder" or "xml"
+    paper_id: str
+    version: int
+
+
+@dataclass
+class Plan:
+    """The work items, the items to skip (older versions, duplicates) with reasons, and the file lists."""
+
+    items: list[WorkItem] = field(default_factory=list)
+    skips: dict[str, str] = field(default_factory=dict)
+    file_lists: list[Path] = field(default_factory=list)
+
+
+def _name_id(name: str) -> tuple[str | None, int]:
+    """``PMC123.2.xml`` -> ("PMC123", 2); ``PMC123.tar.gz`` -> ("PMC123", 0); other names -> (None, 0)."""
+    low = name.lower()
+    for suffix in (*_PACKAGE_SUFFIXES, *_XML_SUFFIXES):
+        if low.endswith(suffix):
+            name = name[: -len(suffix)]
+            break
+    match = _PMC_NAME.match(name)
+    if not match:
+        return None, 0
+    return "PMC" + match.group(1)[3:], int(match.group(2) or 0)
+
+
+def _is_article_xml_name(name: str) -> bool:
+    return name.lower().endswith(".xml") and _name_id(name)[0] is not None
+
+
+def _regular_files(folder: Path) -> list[os.DirEntry]:
+    """Regular files directly in ``folder`` (symlinks never followed), sorted by name."""
+    with os.scandir(folder) as entries:
+        return sorted((e for e in entries if e.is_file(follow_symlinks=False)), key=lambda e: e.name)
+
+
+def _article_folder_id(folder: Path) -> tuple[str, int] | None:
+    """(paper id, version) if ``folder`` is one article (2026 layout or an unpacked legacy package)."""
+    files = _regular_files(folder)
+    folder_id, folder_version = _name_id(folder.name)
+    if folder_id and any(e.name.lower().endswith(_XML_SUFFIXES) for e in files):
+        return folder_id, folder_version
+    for entry in files:
+        xml_id, xml_version = _name_id(entry.name)
+        if xml_id and xml_version > 0 and entry.name.lower().endswith(".xml"):
+            return xml_id, xml_version
+    return None
+
+
+def _bare_xml_id(path: Path) -> str:
+    paper_id, _ = _name_id(path.name)
+    if paper_id:
+        return paper_id
+    with open(path, "rb") as handle:
+        found = _PMC_ID_IN_XML.search(handle.read(256 * 1024))
+    return f"PMC{found.group(1).decode()}" if found else path.name.rsplit(".", 1)[0]
+
+
+def _discover(path: Path, found: list[_Candidate], file_lists: list[Path], explicit: bool) -> None:
+    if path.is_dir():
+        article = _article_folder_id(path)
+        if article is not None:
+            found.append(_Candidate(path, "folder", *article))
+            return
+        with os.scandir(path) as entries:
+            children = sorted(entries, key=lambda e: e.name)
+        for entry in children:  # symlinks are never followed
+            if entry.is_dir(follow_symlinks=False) or entry.is_file(follow_symlinks=False):
+                _discover(Path(entry.path), found, file_lists, explicit=False)
+        return
+    low = path.name.lower()
+    if low == FILE_LIST_NAME:
+        file_lists.append(path)
+    elif low.endswith(_PACKAGE_SUFFIXES):
+        paper_id, version = _name_id(path.name)
+        found.append(_Candidate(path, "package", paper_id or _strip_suffix(path.name), version))
+    elif low.endswith(".nxml") or (low.endswith(".xml") and (explicit or _is_article_xml_name(path.name))):
+        found.append(_Candidate(path, "xml", _bare_xml_id(path), _name_id(path.name)[1]))
+    elif explicit:
+        raise ValueError(
+            f"not a PMC input: {path} (expected a .tar.gz/.tgz/.tar package, an .nxml/.xml file or a folder;"
+            f" pass {FILE_LIST_NAME} with --file-list)"
+        )
+
+
+def _strip_suffix(name: str) -> str:
+    low = name.lower()
+    for suffix in (*_PACKAGE_SUFFIXES, *_XML_SUFFIXES):
+        if low.endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def plan_inputs(inputs: Sequence[str | Path]) -> Plan:
+    """Find every article under ``inputs``; keep the highest version of each, skip the rest with a reason."""
+    if isinstance(inputs, (str, Path)):
+        inputs = [inputs]
+    if not inputs:
+        raise ValueError("no inputs given")
+    found: list[_Candidate] = []
+    plan = Plan()
+    for raw in inputs:
+        path = Path(raw)
+        if not path.exists():
+            raise FileNotFoundError(f"input not found: {path}")
+        _discover(path, found, plan.file_lists, explicit=True)
+    unique = sorted({c.path.resolve(): c for c in found}.values(), key=lambda c: str(c.path))
+    by_paper: dict[str, list[_Candidate]] = {}
+    for candidate in unique:
+        by_paper.setdefault(candidate.paper_id, []).append(candidate)
+    used_keys: set[str] = set()
+    for paper_id in sorted(by_paper):
+        group = by_paper[paper_id]
+        best = max(group, key=lambda c: c.version)  # first of the highest version (paths sorted)
+        best_name = paper_id + (f".{best.version}" if best.version else "")
+        for candidate in [best, *(c for c in group if c is not best)]:
+            key = paper_id + (f".{candidate.version}" if candidate.version else "")
+            base, n = key, 1
+            while key in used_keys:
+                n += 1
+                key = f"{base}~{n}"
+            used_keys.add(key)
+            plan.items.append(WorkItem(key=key, input=str(candidate.path), paper_id=paper_id))
+            if candidate is not best:
+                plan.skips[key] = (
+                    f"superseded by {best_name}"
+                    if candidate.version < best.version
+                    else f"duplicate of {best.path}"
+                )
+    plan.file_lists = sorted(set(plan.file_lists))
+    return plan
+
+
+# ------------------------------------------------------------------------------------------------ per item
+@dataclass(frozen=True)
+class Options:
+    """What a worker needs besides the item: filters and where the run's plan file is."""
+
+    plan_file: str | None = None
+    allowed_licenses: frozenset[str] | None = None
+    license_filter: str = "any"
+    language: str | None = None
+
+
+@functools.lru_cache(maxsize=4)
+def _load_plan(path: str, mtime_ns: int) -> dict[str, Any]:
+    return json.loads(Path(path).read_text())
+
+
+def _plan(options: Options) -> dict[str, Any]:
+    if options.plan_file is None:
+        return {"licenses": {}, "skips": {}}
+    return _load_plan(options.plan_file, os.stat(options.plan_file).st_mtime_ns)
+
+
+class _Files:
+    """The files of one article: names, and bytes on demand (folders are read lazily, packages in full)."""
+
+    def __init__(self, names: list[str], read: Callable[[str], bytes], problems: list[str]) -> None:
+        self.names = names
+        self.read = read
+        self.problems = problems
+
+
+def _open_item(item: WorkItem) -> tuple[_Files, str]:
+    """The article's files and the name of its XML file."""
+    path = Path(item.input)
+    if path.is_dir():
+        files = _folder_files(path, xml_only=False)
+    elif path.name.lower().endswith(_XML_SUFFIXES):
+        files = _folder_files(path.parent, xml_only=True)
+        return files, path.name
+    else:
+        try:
+            package = read_package(read_file_capped(path), path.name)
+        except ArchiveError as exc:
+            raise ExtractionError("package", str(exc)) from exc
+        problems = [f"package: skipped {name}: {reason}" for name, reason in package.skipped]
+        files = _Files(sorted(package.files), package.files.__getitem__, problems)
+    return files, _choose_xml(files.names, item.paper_id)
+
+
+def _folder_files(folder: Path, *, xml_only: bool) -> _Files:
+    """Regular files directly in ``folder``, read on demand with the archive size cap; no symlinks."""
+    names, problems = [], []
+    for entry in _regular_files(folder):
+        if entry.stat(follow_symlinks=False).st_size > MAX_MEMBER_BYTES:
+            problems.append(f"package: skipped {entry.name}: file over {MAX_MEMBER_BYTES} bytes")
+            continue
+        names.append(entry.name)
+    if xml_only:
+        problems = []  # a folder of many bare articles: other files' problems are not this article's
+
+    def read(name: str) -> bytes:
+        return (folder / name).read_bytes()
+
+    return _Files(names, read, problems)
+
+
+def _choose_xml(names: list[str], paper_id: str) -> str:
+    """The article XML: ``.nxml`` before ``.xml``, a name carrying the PMC id first, then the shallowest."""
+    candidates = [n for n in names if n.lower().endswith(".nxml")] or [
+        n for n in names if n.lower().endswith(".xml") and not PurePosixPath(n).name.startswith("._")
+    ]
+    if not candidates:
+        raise ExtractionError("package", "no .nxml or .xml article file")
+    return min(candidates, key=lambda n: (_name_id(PurePosixPath(n).name)[0] != paper_id, n.count("/"), n))
+
+
+def process_article(item: WorkItem, options: Options) -> ItemResult:
+    """Extract one article's pairs (images prepared here, on the worker)."""
+    from sciclip_utils.commonpool import Record
+    from sciclip_utils.images import ImageError, composite, load_image, prepare_image
+
+    plan = _plan(options)
+    if item.key in plan["skips"]:
+        return ItemResult([], status="skipped", stage="input", reason=plan["skips"][item.key])
+    files, xml_name = _open_item(item)
+    article = parse_article(files.read(xml_name))
+    license_code = plan["licenses"].get(item.paper_id) or article.license
+    extra = {
+        "license": license_code,
+        "license_source": "file_list"
+        if item.paper_id in plan["licenses"]
+        else ("xml" if article.license else None),
+        "language": article.language,
+        "figures_filtered": 0,
+    }
+    result = ItemResult([], main_file=xml_name, figures_found=len(article.figures), extra=extra)
+    result.problems.extend(files.problems)
+    if not article.figures:
+        return _finish(result, "skipped", "figures", "no <fig> elements in the article")
+    if options.allowed_licenses is not None and license_code not in options.allowed_licenses:
+        extra["figures_filtered"] = len(article.figures)
+        reason = f"license {license_code or 'unknown'} not allowed by license={options.license_filter!r}"
+        return _finish(result, "skipped", "filter", reason)
+    index = index_media(n for n in files.names if n != xml_name)
+    xml_dir = str(PurePosixPath(xml_name).parent)
+    kinds: Counter[str] = Counter()
+    for figure in article.figures:
+        if figure.problem:
+            kinds[figure.problem] += 1
+            result.problems.append(f"{figure.figure_id}: {figure.problem}")
+            continue
+        language = detect_language(figure.caption, article.language)
+        if options.language is not None and language != options.language:
+            extra["figures_filtered"] += 1
+            continue
+        paths, missing = [], []
+        for href in figure.hrefs:
+            name = find_image(href, _prefer_dir(index, xml_dir))
+            (paths if name else missing).append(name or href)
+        if missing:
+            absolute = all(re.match(r"^[a-z][a-z0-9+.-]*://", h, re.IGNORECASE) for h in missing)
+            kind = "absolute URL href with no local file" if absolute else "image not found"
+            kinds[kind] += 1
+            result.problems.append(f"{figure.figure_id}: {kind}: {', '.join(missing)}")
+            continue
+        try:
+            if len(paths) == 1:
+                prepared = prepare_image(files.read(paths[0]), paths[0])
+            else:
+                prepared = prepare_image(composite([load_image(files.read(p), p) for p in paths]))
+        except ImageError as exc:
+            kinds["unreadable image"] += 1
+            result.problems.append(f"{figure.figure_id}: unreadable image {', '.join(paths)}: {exc}")
+            continue
+        result.records.append(
+            Record(
+                image=prepared,
+                text=figure.caption,
+                source=SOURCE,
+                paper_id=item.paper_id,
+                figure_id=figure.figure_id,
+                license=license_code,
+                extra={"language": language},
+            )
+        )
+    if result.records:
+        return result
+    if extra["figures_filtered"] and not kinds:
+        reason = (
+            f"no captions in language {options.language!r} ({extra['figures_filtered']} figures filtered)"
+        )
+        return _finish(result, "skipped", "filter", reason)
+    summary = ", ".join(f"{n} {kind}" for kind, n in kinds.most_common())
+    stage = "caption" if set(kinds) <= {"no caption text"} else "images"
+    return _finish(result, "failed", stage, f"no pairs from {len(article.figures)} figures: {summary}")
+
+
+def _prefer_dir(index: dict[str, list[str]], xml_dir: str) -> dict[str, list[str]]:
+    """``index`` with, for each stem, files beside the XML before files elsewhere in the package."""
+    if all(len(files) == 1 for files in index.values()):
+        return index
+    return {
+        stem: sorted(files, key=lambda n: str(PurePosixPath(n).parent) != xml_dir)
+        for stem, files in index.items()
+    }
+
+
+def _finish(result: ItemResult, status: str, stage: str, reason: str) -> ItemResult:
+    result.status, result.stage, result.reason = status, stage, reason
+    return result
+
+
+# -------------------------------------------------------------------------------------------- entry point
+def extract_pmc(
+    inputs: Sequence[str | Path] | str | Path,
+    out_dir: str | Path,
+    *,
+    file_list: str | Path | Sequence[str | Path] | None = None,
+    license: str = "any",
+    language: str | None = None,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    max_papers: int | None = None,
+    samples_per_shard: int = 10_000,
+    progress: bool = True,
+) -> ExtractionSummary:
+    """Extract figure-caption pairs from PMC OA inputs into CommonPool shards under ``out_dir``.
+
+    ``file_list``: ``oa_file_list.csv`` path(s) giving each article's licence (default: any such file found
+    in the input folders; else the licence in the XML). ``license``: ``any``, ``commercial`` (CC0, PD,
+    CC BY, CC BY-SA, CC BY-ND) or ``noncommercial`` (also the NC variants). ``language``: keep only
+    captions detected in this language (e.g. ``"en"``). ``workers=0`` runs in this process.
+    """
+    if license not in LICENSE_FILTERS:
+        raise ValueError(f"unknown license filter {license!r}; choose one of {', '.join(LICENSE_FILTERS)}")
+    wanted_language = _normalize_language(language) if language else None
+    if language and wanted_language is None:
+        raise ValueError(f"language must be an ISO 639 code such as 'en', not {language!r}")
+    if workers is not None and workers < 0:
+        raise ValueError("workers must be >= 0")
+    if max_papers is not None and max_papers < 0:
+        raise ValueError("max_papers must be >= 0")
+    plan = plan_inputs(inputs)
+    if file_list is None:
+        lists = plan.file_lists
+    else:
+        lists = [Path(p) for p in ([file_list] if isinstance(file_list, (str, Path)) else file_list)]
+        for path in lists:
+            if not path.is_file():
+                raise FileNotFoundError(f"file list not found: {path}")
+    paper_ids = {item.paper_id for item in plan.items}
+    licenses: dict[str, str] = {}
+    for path in lists:
+        licenses.update(read_file_list(path, paper_ids))
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    plan_file = out / PLAN_NAME
+    tmp = plan_file.with_name(plan_file.name + ".tmp")
+    tmp.write_text(json.dumps({"licenses": licenses, "skips": plan.skips}, sort_keys=True))
+    os.replace(tmp, plan_file)
+    options = Options(str(plan_file.resolve()), LICENSE_FILTERS[license], license, wanted_language)
+    return run_extraction(
+        plan.items,
+        functools.partial(process_article, options=options),
+        out,
+        source=SOURCE,
+        workers=workers,
+        scheduler=scheduler,
+        max_items=max_papers,
+        samples_per_shard=samples_per_shard,
+        progress=progress,
+    )
+
+
+# ------------------------------------------------------------------------------------------------------ CLI
+def cli_configure(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``sciclip extract pmc``."""
+    parser.add_argument(
+        "inputs", nargs="+", metavar="INPUT", help="PMCnnn.tar.gz, PMCnnn.V/ folder, .nxml/.xml"
+    )
+    parser.add_argument("--out", required=True, help="output folder (shards/, sizes.json, manifest.parquet)")
+    parser.add_argument("--file-list", action="append", help=f"{FILE_LIST_NAME} with licences (repeatable)")
+    parser.add_argument("--license", default="any", choices=sorted(LICENSE_FILTERS), help="licence filter")
+    parser.add_argument("--language", default=None, help="keep captions in this language only, e.g. en")
+    parser.add_argument("--workers", type=int, default=None, help="Dask worker processes (0: in-process)")
+    parser.add_argument("--scheduler", default=None, help="address of an existing Dask scheduler")
+    parser.add_argument("--max-papers", type=int, default=None, help="process at most this many articles")
+    parser.add_argument("--samples-per-shard", type=int, default=10_000, help="samples per shard")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def cli_run(args: argparse.Namespace) -> int:
+    """Run ``sciclip extract pmc``; 0 when the batch ran to the end (failed items are in the manifest)."""
+    summary = extract_pmc(
+        args.inputs,
+        args.out,
+        file_list=args.file_list,
+        license=args.license,
+        language=args.language,
+        workers=args.workers,
+        scheduler=args.scheduler,
+        max_papers=args.max_papers,
+        samples_per_shard=args.samples_per_shard,
+        progress=not args.no_progress,
+    )
+    counts = ", ".join(f"{n} {status}" for status, n in summary.counts.items())
+    print(f"pmc: {len(summary.manifest)} articles ({counts}), {summary.pairs} pairs -> {summary.out_dir}")
+    return 0
