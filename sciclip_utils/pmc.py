@@ -20,6 +20,7 @@ import functools
 import json
 import os
 import re
+import stat
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -174,6 +175,8 @@ _DROPPED_TAGS = {
     "supplementary-material", "object-id", "media", "graphic", "inline-graphic", "permissions",
     "annotation", "annotation-xml",
 }  # fmt: skip
+_DROPPED = "\x02"
+_GAP_BEFORE_PUNCTUATION = re.compile(r"\s*\x02\s*(?=[.,;:!?)\]])")
 _DOI_PARAGRAPH = re.compile(r"^DOI:?\s*(?:https?://\S+|10\.\S+)$", re.IGNORECASE)
 
 
@@ -181,9 +184,11 @@ def caption_text(caption: etree._Element) -> str:
     """Readable caption text: title and paragraphs joined by single spaces, formulas as text.
 
     Nested ``supplementary-material``, ``object-id``, ``media``, graphics and labels (except list-item
-    labels) are left out, as are eLife's ``DOI: http://dx.doi.org/...`` paragraphs; whitespace collapsed.
+    labels) are left out, as are eLife's ``DOI: http://dx.doi.org/...`` paragraphs; whitespace collapsed,
+    and the space left before punctuation where an element was dropped removed (``graphic <g/>.``).
     """
-    return _collapse("".join(_render(child) for child in caption))
+    text = "".join(_render(child) for child in caption)
+    return _collapse(_GAP_BEFORE_PUNCTUATION.sub("", text).replace(_DROPPED, ""))
 
 
 def _collapse(text: str) -> str:
@@ -196,10 +201,8 @@ def _render(element: etree._Element) -> str:
     if not isinstance(element.tag, str):  # comments, processing instructions, unexpanded entities
         return tail
     name = _local(element)
-    if name in _DROPPED_TAGS:
-        return tail
-    if name == "label" and _local(element.getparent()) != "list-item":
-        return tail
+    if name in _DROPPED_TAGS or (name == "label" and _local(element.getparent()) != "list-item"):
+        return _DROPPED + tail
     if element.tag == f"{{{MATHML_NS}}}math" or name == "math":
         return (
             f" {mathml_text(element)} {tail}"
@@ -280,18 +283,21 @@ _TEX_SYMBOLS = {
     "propto": "∝", "infty": "∞", "circ": "°", "degree": "°", "rightarrow": "→", "to": "→",
     "leftarrow": "←", "Rightarrow": "⇒", "partial": "∂", "nabla": "∇", "sum": "Σ", "prod": "Π",
     "int": "∫", "sqrt": "√", "ell": "ℓ", "prime": "′", "AA": "Å", "%": "%", "&": "&", "#": "#",
-    "_": "_", "{": "(", "}": ")", "lbrace": "(", "rbrace": ")", "langle": "⟨", "rangle": "⟩",
+    "_": "\x03", "{": "\x04", "}": "\x05", "lbrace": "\x04", "rbrace": "\x05", "langle": "⟨", "rangle": "⟩",
     "ldots": "…", "cdots": "⋯", "dots": "…",
 }  # fmt: skip
 _TEX_MACRO = re.compile(r"\\([A-Za-z]+|[%&#_{}])")
+_ESCAPED_LITERALS = str.maketrans({"\x03": "_", "\x04": "{", "\x05": "}"})  # \_ \{ \} survive brace removal
 _KEEP_SPACE = "\x00"
+_DELIMITER = "\x01"
 
 
 def tex_text(tex: str) -> str:
     """TeX math as plain text: preamble, ``$`` and simple macros stripped, Greek and relations as Unicode."""
     match = _TEX_DOCUMENT.search(tex)
     body = match.group(1) if match else tex
-    body = body.replace("$", "").replace(r"\[", "").replace(r"\]", "").replace(r"\(", "").replace(r"\)", "")
+    for delimiter in ("$", r"\[", r"\]", r"\(", r"\)"):
+        body = body.replace(delimiter, _DELIMITER)  # ends a macro name: ``\circ$C`` is ``\circ`` then ``C``
     body = _TEX_SIZING.sub("", body)
     for _ in range(4):  # nested \text{\mathrm{..}} and \frac{..}{..}, innermost first
         body = _TEX_TEXT_COMMANDS.sub(lambda m: m.group(1).replace(" ", _KEEP_SPACE), body)
@@ -304,7 +310,8 @@ def tex_text(tex: str) -> str:
     body = re.sub(
         "([" + re.escape("".join(c for c in _SPACED_OPERATORS if len(c) == 1)) + "])", r" \1 ", body
     )
-    return _collapse(body.replace(_KEEP_SPACE, " "))
+    body = body.replace(_KEEP_SPACE, " ").replace(_DELIMITER, "")
+    return _collapse(body.translate(_ESCAPED_LITERALS))
 
 
 # ----------------------------------------------------------------------------------------------- licences
@@ -406,7 +413,7 @@ def read_file_list(path: str | Path, paper_ids: Iterable[str] | None = None) -> 
 # ------------------------------------------------------------------------------------------------ language
 _STOPWORDS = {
     "en": "the of and in to a is for with on by at from as are was were be been that this these which or an "
-    "it its not than between after before during using we our into each both all two three per were shown "
+    "it its not than between after before during using we our into each both all two three per shown "
     "indicate indicates represent represents show shows data mean values",
     "de": "der die das und ist nicht mit von zu den dem des ein eine einer eines im auf für sich bei aus nach "
     "wird werden oder auch wurden als wie zur zum sind über unter",
@@ -417,8 +424,13 @@ _STOPWORDS = {
     "it": "il lo la gli le e di del della dei delle in un una è per con che da dal nella sono tra",
     "nl": "de het een en van in is op met voor dat die zijn niet aan bij om door ook",
 }
-_STOPWORD_SETS = {lang: frozenset(words.split()) for lang, words in _STOPWORDS.items()}
+_WORD_LANGUAGES: dict[str, tuple[str, ...]] = {}
+for _language, _words in _STOPWORDS.items():
+    for _word in _words.split():
+        _WORD_LANGUAGES[_word] = (*_WORD_LANGUAGES.get(_word, ()), _language)
 _WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?")
+_LETTER = re.compile(r"[^\W\d_]")
+_LATIN_LETTER = re.compile(r"[A-Za-z\u00C0-\u024F]")
 MIN_WORDS = 4
 MIN_STOPWORD_RATIO = 0.08
 
@@ -426,23 +438,24 @@ MIN_STOPWORD_RATIO = 0.08
 def detect_language(text: str, hint: str | None = None) -> str:
     """ISO 639-1 code of ``text``, from the share of each language's stop words (no dependencies).
 
-    Words are lower-cased letter runs; the language whose stop words make up the largest share of them
-    wins if that share is at least 8%. Texts with fewer than four words, no clear winner, or mostly
-    non-Latin letters return ``hint`` (e.g. the article's ``xml:lang``) or ``"und"`` (undetermined).
+    Words are lower-cased letter runs; the language (en, de, fr, es, pt, it, nl) whose stop words make up
+    the largest share of them wins if that share is at least 8% (English captions score 20-45%). Texts
+    with fewer than four words, no clear winner, or mostly non-Latin letters return ``hint`` (e.g. the
+    article's ``xml:lang``) or ``"und"`` (undetermined); a hint also breaks ties.
     """
     fallback = _normalize_language(hint) or "und"
-    words = [word.lower() for word in _WORD.findall(text)]
+    if len(_LATIN_LETTER.findall(text)) * 2 < len(_LETTER.findall(text)):
+        return "und" if fallback == "en" else fallback
+    words = _WORD.findall(text.lower())
     if len(words) < MIN_WORDS:
         return fallback
-    latin = sum(1 for word in words if word.isascii() or all(c < "\u0250" for c in word))
-    if latin < len(words) / 2:
-        return fallback if fallback != "en" else "und"
-    shares = {lang: sum(w in stop for w in words) / len(words) for lang, stop in _STOPWORD_SETS.items()}
-    ranked = sorted(shares.items(), key=lambda kv: (-kv[1], kv[0] != fallback))
-    best, share = ranked[0]
-    if share < MIN_STOPWORD_RATIO:
+    hits: Counter[str] = Counter()
+    for word in words:
+        hits.update(_WORD_LANGUAGES.get(word, ()))
+    if not hits:
         return fallback
-    return best
+    best = max(hits, key=lambda lang: (hits[lang], lang == fallback))
+    return best if hits[best] / len(words) >= MIN_STOPWORD_RATIO else fallback
 
 
 def _normalize_language(code: str | None) -> str | None:
@@ -474,27 +487,40 @@ def href_stem(href: str) -> str:
     return name[: -len(suffix)] if suffix in _STRIPPABLE_EXTENSIONS else name
 
 
-def index_media(names: Iterable[str]) -> dict[str, list[str]]:
-    """Image files by exact stem (and lower-cased stem), each list best first (``.gif`` thumbnails last)."""
-    index: dict[str, list[str]] = {}
+@dataclass(frozen=True)
+class MediaIndex:
+    """Image files by exact stem and by lower-cased stem, each list best first."""
+
+    exact: dict[str, list[str]]
+    folded: dict[str, list[str]]
+
+
+def index_media(names: Iterable[str], prefer_dir: str = ".") -> MediaIndex:
+    """Index image files by stem, best first: full images before ``.gif`` thumbnails, then files in
+    ``prefer_dir`` (the XML's folder) before files elsewhere."""
+    index = MediaIndex({}, {})
     for name in names:
-        base = PurePosixPath(name).name
-        suffix = PurePosixPath(base).suffix.lower()
-        if suffix not in IMAGE_EXTENSIONS or base.startswith("._"):
+        path = PurePosixPath(name)
+        suffix = path.suffix.lower()
+        if suffix not in IMAGE_EXTENSIONS or path.name.startswith("._"):
             continue
-        stem = base[: -len(suffix)]
-        for key in {stem, stem.lower()}:
-            index.setdefault(key, []).append(name)
-    for key, files in index.items():
-        files.sort(key=lambda n: (IMAGE_EXTENSIONS.index(PurePosixPath(n).suffix.lower()), n.count("/"), n))
-        index[key] = files
+        stem = path.name[: -len(suffix)]
+        index.exact.setdefault(stem, []).append(name)
+        index.folded.setdefault(stem.lower(), []).append(name)
+
+    def rank(name: str) -> tuple[int, bool, str]:
+        path = PurePosixPath(name)
+        return IMAGE_EXTENSIONS.index(path.suffix.lower()), str(path.parent) != prefer_dir, name
+
+    for files in (*index.exact.values(), *index.folded.values()):
+        files.sort(key=rank)
     return index
 
 
-def find_image(href: str, index: dict[str, list[str]]) -> str | None:
+def find_image(href: str, index: MediaIndex) -> str | None:
     """The file for a graphic href: exact stem first, then the same stem case-insensitively; no prefixes."""
     stem = href_stem(href)
-    found = index.get(stem) or index.get(stem.lower())
+    found = index.exact.get(stem) or index.folded.get(stem.lower())
     return found[0] if found else None
 
 
@@ -502,9 +528,8 @@ def find_image(href: str, index: dict[str, list[str]]) -> str | None:
 @dataclass(frozen=True)
 class _Candidate:
     path: Path
-    kind: str  # "package", "folder" or "xml"
     paper_id: str
-    version: int
+    version: int  # 0 for unversioned names (legacy packages)
 
 
 @dataclass
@@ -518,12 +543,7 @@ class Plan:
 
 def _name_id(name: str) -> tuple[str | None, int]:
     """``PMC123.2.xml`` -> ("PMC123", 2); ``PMC123.tar.gz`` -> ("PMC123", 0); other names -> (None, 0)."""
-    low = name.lower()
-    for suffix in (*_PACKAGE_SUFFIXES, *_XML_SUFFIXES):
-        if low.endswith(suffix):
-            name = name[: -len(suffix)]
-            break
-    match = _PMC_NAME.match(name)
+    match = _PMC_NAME.match(_strip_suffix(name))
     if not match:
         return None, 0
     return "PMC" + match.group(1)[3:], int(match.group(2) or 0)
@@ -565,7 +585,7 @@ def _discover(path: Path, found: list[_Candidate], file_lists: list[Path], expli
     if path.is_dir():
         article = _article_folder_id(path)
         if article is not None:
-            found.append(_Candidate(path, "folder", *article))
+            found.append(_Candidate(path, *article))
             return
         with os.scandir(path) as entries:
             children = sorted(entries, key=lambda e: e.name)
@@ -578,9 +598,9 @@ def _discover(path: Path, found: list[_Candidate], file_lists: list[Path], expli
         file_lists.append(path)
     elif low.endswith(_PACKAGE_SUFFIXES):
         paper_id, version = _name_id(path.name)
-        found.append(_Candidate(path, "package", paper_id or _strip_suffix(path.name), version))
+        found.append(_Candidate(path, paper_id or _strip_suffix(path.name), version))
     elif low.endswith(".nxml") or (low.endswith(".xml") and (explicit or _is_article_xml_name(path.name))):
-        found.append(_Candidate(path, "xml", _bare_xml_id(path), _name_id(path.name)[1]))
+        found.append(_Candidate(path, _bare_xml_id(path), _name_id(path.name)[1]))
     elif explicit:
         raise ValueError(
             f"not a PMC input: {path} (expected a .tar.gz/.tgz/.tar package, an .nxml/.xml file or a folder;"
@@ -609,6 +629,8 @@ def plan_inputs(inputs: Sequence[str | Path]) -> Plan:
         if not path.exists():
             raise FileNotFoundError(f"input not found: {path}")
         _discover(path, found, plan.file_lists, explicit=True)
+    if not found:
+        raise ValueError(f"no PMC articles found in {', '.join(map(str, inputs))}")
     unique = sorted({c.path.resolve(): c for c in found}.values(), key=lambda c: str(c.path))
     by_paper: dict[str, list[_Candidate]] = {}
     for candidate in unique:
@@ -658,22 +680,22 @@ def _plan(options: Options) -> dict[str, Any]:
     return _load_plan(options.plan_file, os.stat(options.plan_file).st_mtime_ns)
 
 
-class _Files:
+@dataclass
+class ArticleFiles:
     """The files of one article: names, and bytes on demand (folders are read lazily, packages in full)."""
 
-    def __init__(self, names: list[str], read: Callable[[str], bytes], problems: list[str]) -> None:
-        self.names = names
-        self.read = read
-        self.problems = problems
+    names: list[str]
+    read: Callable[[str], bytes]
+    problems: list[str]
 
 
-def _open_item(item: WorkItem) -> tuple[_Files, str]:
+def open_article(item: WorkItem) -> tuple[ArticleFiles, str]:
     """The article's files and the name of its XML file."""
     path = Path(item.input)
     if path.is_dir():
-        files = _folder_files(path, xml_only=False)
+        files = _folder_files(path)
     elif path.name.lower().endswith(_XML_SUFFIXES):
-        files = _folder_files(path.parent, xml_only=True)
+        files = _folder_files(path.parent)
         return files, path.name
     else:
         try:
@@ -681,25 +703,23 @@ def _open_item(item: WorkItem) -> tuple[_Files, str]:
         except ArchiveError as exc:
             raise ExtractionError("package", str(exc)) from exc
         problems = [f"package: skipped {name}: {reason}" for name, reason in package.skipped]
-        files = _Files(sorted(package.files), package.files.__getitem__, problems)
+        files = ArticleFiles(sorted(package.files), package.files.__getitem__, problems)
     return files, _choose_xml(files.names, item.paper_id)
 
 
-def _folder_files(folder: Path, *, xml_only: bool) -> _Files:
-    """Regular files directly in ``folder``, read on demand with the archive size cap; no symlinks."""
-    names, problems = [], []
-    for entry in _regular_files(folder):
-        if entry.stat(follow_symlinks=False).st_size > MAX_MEMBER_BYTES:
-            problems.append(f"package: skipped {entry.name}: file over {MAX_MEMBER_BYTES} bytes")
-            continue
-        names.append(entry.name)
-    if xml_only:
-        problems = []  # a folder of many bare articles: other files' problems are not this article's
+def _folder_files(folder: Path) -> ArticleFiles:
+    """Regular files directly in ``folder``, read on demand (no symlinks, the archive size cap)."""
 
     def read(name: str) -> bytes:
-        return (folder / name).read_bytes()
+        path = folder / name
+        info = path.lstat()
+        if not stat.S_ISREG(info.st_mode):
+            raise ArchiveError(f"{name} is not a regular file")
+        if info.st_size > MAX_MEMBER_BYTES:
+            raise ArchiveError(f"{name} is over {MAX_MEMBER_BYTES} bytes")
+        return path.read_bytes()
 
-    return _Files(names, read, problems)
+    return ArticleFiles([entry.name for entry in _regular_files(folder)], read, [])
 
 
 def _choose_xml(names: list[str], paper_id: str) -> str:
@@ -718,16 +738,20 @@ def process_article(item: WorkItem, options: Options) -> ItemResult:
     from sciclip_utils.images import ImageError, composite, load_image, prepare_image
 
     plan = _plan(options)
+    listed = plan["licenses"].get(item.paper_id)
     if item.key in plan["skips"]:
-        return ItemResult([], status="skipped", stage="input", reason=plan["skips"][item.key])
-    files, xml_name = _open_item(item)
-    article = parse_article(files.read(xml_name))
-    license_code = plan["licenses"].get(item.paper_id) or article.license
+        extra = {"license": listed, "license_source": "file_list" if listed else None}
+        return ItemResult([], status="skipped", stage="input", reason=plan["skips"][item.key], extra=extra)
+    files, xml_name = open_article(item)
+    try:
+        xml = files.read(xml_name)
+    except ArchiveError as exc:
+        raise ExtractionError("package", str(exc)) from exc
+    article = parse_article(xml)
+    license_code = listed or article.license
     extra = {
         "license": license_code,
-        "license_source": "file_list"
-        if item.paper_id in plan["licenses"]
-        else ("xml" if article.license else None),
+        "license_source": "file_list" if listed else ("xml" if article.license else None),
         "language": article.language,
         "figures_filtered": 0,
     }
@@ -739,8 +763,7 @@ def process_article(item: WorkItem, options: Options) -> ItemResult:
         extra["figures_filtered"] = len(article.figures)
         reason = f"license {license_code or 'unknown'} not allowed by license={options.license_filter!r}"
         return _finish(result, "skipped", "filter", reason)
-    index = index_media(n for n in files.names if n != xml_name)
-    xml_dir = str(PurePosixPath(xml_name).parent)
+    index = index_media((n for n in files.names if n != xml_name), str(PurePosixPath(xml_name).parent))
     kinds: Counter[str] = Counter()
     for figure in article.figures:
         if figure.problem:
@@ -753,7 +776,7 @@ def process_article(item: WorkItem, options: Options) -> ItemResult:
             continue
         paths, missing = [], []
         for href in figure.hrefs:
-            name = find_image(href, _prefer_dir(index, xml_dir))
+            name = find_image(href, index)
             (paths if name else missing).append(name or href)
         if missing:
             absolute = all(re.match(r"^[a-z][a-z0-9+.-]*://", h, re.IGNORECASE) for h in missing)
@@ -766,7 +789,7 @@ def process_article(item: WorkItem, options: Options) -> ItemResult:
                 prepared = prepare_image(files.read(paths[0]), paths[0])
             else:
                 prepared = prepare_image(composite([load_image(files.read(p), p) for p in paths]))
-        except ImageError as exc:
+        except (ImageError, ArchiveError) as exc:
             kinds["unreadable image"] += 1
             result.problems.append(f"{figure.figure_id}: unreadable image {', '.join(paths)}: {exc}")
             continue
@@ -791,16 +814,6 @@ def process_article(item: WorkItem, options: Options) -> ItemResult:
     summary = ", ".join(f"{n} {kind}" for kind, n in kinds.most_common())
     stage = "caption" if set(kinds) <= {"no caption text"} else "images"
     return _finish(result, "failed", stage, f"no pairs from {len(article.figures)} figures: {summary}")
-
-
-def _prefer_dir(index: dict[str, list[str]], xml_dir: str) -> dict[str, list[str]]:
-    """``index`` with, for each stem, files beside the XML before files elsewhere in the package."""
-    if all(len(files) == 1 for files in index.values()):
-        return index
-    return {
-        stem: sorted(files, key=lambda n: str(PurePosixPath(n).parent) != xml_dir)
-        for stem, files in index.items()
-    }
 
 
 def _finish(result: ItemResult, status: str, stage: str, reason: str) -> ItemResult:

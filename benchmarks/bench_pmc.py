@@ -1,0 +1,69 @@
+"""PMC extraction speed per worker on the real fixtures (in-process, one core).
+
+Prints articles/s and pairs/s for the per-article work a Dask worker does (read the package, parse the
+XML, captions, map and re-encode the images), the share of it spent in XML/captions vs images, and the
+end-to-end rate of ``extract_pmc(workers=0)`` including the shard writing.
+
+Run: ``.venv/bin/python benchmarks/bench_pmc.py [--repeats N]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+from sciclip_utils.extract import WorkItem
+from sciclip_utils.pmc import Options, extract_pmc, open_article, parse_article, plan_inputs, process_article
+
+FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "pmc"
+
+
+def article_xml(item: WorkItem) -> bytes:
+    files, xml_name = open_article(item)
+    return files.read(xml_name)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--inputs", type=Path, default=FIXTURES, help="PMC inputs (default: the fixtures)")
+    parser.add_argument("--repeats", type=int, default=5, help="timed passes; the fastest is reported")
+    args = parser.parse_args()
+    if not args.inputs.exists():
+        raise SystemExit(f"no inputs at {args.inputs} (the fixtures live in ../shared/fixtures)")
+    items = plan_inputs([args.inputs]).items
+    options = Options()
+    pairs = sum(len(process_article(item, options).records) for item in items)  # warm-up (imports, caches)
+
+    def best_of(work) -> float:
+        times = []
+        for _ in range(args.repeats):
+            start = time.perf_counter()
+            work()
+            times.append(time.perf_counter() - start)
+        return min(times)
+
+    xml = [article_xml(item) for item in items]
+    per_item = best_of(lambda: [process_article(item, options) for item in items])
+    parsing = best_of(lambda: [parse_article(data) for data in xml])
+    with tempfile.TemporaryDirectory() as tmp:
+        extract_pmc([args.inputs], Path(tmp) / "warm-up", workers=0, progress=False)  # imports pyarrow etc.
+        start = time.perf_counter()
+        summary = extract_pmc([args.inputs], Path(tmp) / "out", workers=0, progress=False)
+        end_to_end = time.perf_counter() - start
+
+    print(f"inputs: {args.inputs} ({len(items)} articles, {pairs} pairs), best of {args.repeats}, 1 worker")
+    print(f"per-article work : {len(items) / per_item:7.1f} articles/s  {pairs / per_item:7.1f} pairs/s  "
+          f"{1000 * per_item / pairs:5.2f} ms/pair")  # fmt: skip
+    print(
+        f"  XML + captions : {1000 * parsing / pairs:5.2f} ms/pair ({100 * parsing / per_item:4.1f}% of it)"
+    )
+    rest = per_item - parsing
+    print(f"  images + I/O   : {1000 * rest / pairs:5.2f} ms/pair ({100 * rest / per_item:4.1f}%)")
+    print(f"end to end       : {summary.pairs / end_to_end:7.1f} pairs/s  {1000 * end_to_end / summary.pairs:5.2f} "
+          "ms/pair (extract_pmc, workers=0, incl. planning, parts and shards)")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
