@@ -67,7 +67,8 @@ def execute_notebook(source: Path, target: Path, parameters: Mapping[str, Any], 
 
 def build_book(root: Path) -> None:
     """Build the book to ``root/_build/html`` with warnings as errors."""
-    command = [sys.executable, "-m", "jupyter_book", "build", str(root), "-W", "--keep-going", "--all"]
+    launcher = "from jupyter_book.cli.main import main; main()"
+    command = [sys.executable, "-c", launcher, "build", str(root), "-W", "--keep-going", "--all"]
     result = subprocess.run(command, cwd=root, check=False)
     if result.returncode != 0:
         raise NotebookError(f"jupyter-book build failed (exit {result.returncode}); see the output above")
