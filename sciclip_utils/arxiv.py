@@ -16,11 +16,13 @@ import posixpath
 import re
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from PIL.Image import Resampling
 
 from . import latex
 from .archives import (
@@ -50,6 +52,7 @@ EPS_CONVERTED_SUFFIX = "-eps-converted-to.pdf"
 MAX_INCLUDE_DEPTH = 12
 MAX_FLAT_CHARS = 16_000_000
 MANIFEST_NAME = "arXiv_src_manifest.xml"
+UNREADABLE = "<unreadable tar>"  # member name of the item standing for the unlisted rest of a broken bulk tar
 
 BULK_TAR_RE = re.compile(r"^arXiv_src_(\d{4})_(\d{3})\.tar$")
 BULK_MEMBER_RE = re.compile(r"^(?:[^/]+/)*[^/]+\.(?:gz|pdf)$")
@@ -61,8 +64,27 @@ END_DOCUMENT_RE = re.compile(r"\\end\s*\{document\}")
 DOCUMENTCLASS_RE = re.compile(r"\\document(?:class|style)\b\s*(?:\[[^\]]*\])?\s*\{\s*([^}]*)\}")
 # Name tokens of files that are not the paper: old drafts, referee replies, journal templates.
 DISTRACTOR_TOKENS = frozenset(
-    {"old", "draft", "response", "responses", "reply", "rebuttal", "template", "templates", "sample",
-     "samples", "example", "backup", "bak", "copy", "cover", "letter", "referee", "guide", "instructions"}
+    {
+        "old",
+        "draft",
+        "response",
+        "responses",
+        "reply",
+        "rebuttal",
+        "template",
+        "templates",
+        "sample",
+        "samples",
+        "example",
+        "backup",
+        "bak",
+        "copy",
+        "cover",
+        "letter",
+        "referee",
+        "guide",
+        "instructions",
+    }
 )
 SUPPLEMENT_TOKENS = frozenset({"supp", "supplement", "supplementary", "supplemental", "si", "appendix"})
 
@@ -111,8 +133,9 @@ def _in_range(yymm: str | None, start: str | None, end: str | None) -> bool:
     return (start is None or key >= yymm_key(start)) and (end is None or key <= yymm_key(end))
 
 
-def select_bulk_tars(manifest_xml: str | Path | bytes, start: str | None = None,
-                     end: str | None = None) -> list[str]:
+def select_bulk_tars(
+    manifest_xml: str | Path | bytes, start: str | None = None, end: str | None = None
+) -> list[str]:
     """File names (``arXiv_src_YYMM_NNN.tar``) that the bulk manifest lists for months ``start..end``
     (inclusive ``YYMM`` bounds; None = open), in manifest order."""
     from lxml import etree
@@ -147,8 +170,10 @@ def _is_package_file(path: Path) -> bool:
 
 
 def _is_source_dir(path: Path) -> bool:
-    return any(child.is_file() and child.name.lower().endswith(TEX_SUFFIXES) and not child.name.startswith(".")
-               for child in path.iterdir())
+    return any(
+        child.is_file() and child.name.lower().endswith(TEX_SUFFIXES) and not child.name.startswith(".")
+        for child in path.iterdir()
+    )
 
 
 def _is_bulk_tar(path: Path) -> bool:
@@ -157,20 +182,34 @@ def _is_bulk_tar(path: Path) -> bool:
     if path.suffix.lower() != ".tar":
         return False
     names = []
-    for name, _offset, _size in iter_tar_members(path):
-        names.append(name)
-        if len(names) >= 20:
-            break
+    try:
+        for name, _offset, _size in iter_tar_members(path):
+            names.append(name)
+            if len(names) >= 20:
+                break
+    except ArchiveError:
+        return False
     return bool(names) and all(BULK_MEMBER_RE.match(name) and "/" in name for name in names)
 
 
 def _bulk_items(tar: Path) -> Iterator[WorkItem]:
+    """One item per paper of a bulk tar; an unreadable (e.g. truncated) tar adds one item that fails."""
     resolved = tar.resolve()
-    for member, offset, size in iter_tar_members(tar):
-        if not BULK_MEMBER_RE.match(member) or posixpath.basename(member).startswith("."):
-            continue
-        yield WorkItem(key=f"{resolved}::{member}", input=str(tar), paper_id=paper_id_from_name(member),
-                       member=member, offset=offset, size=size)
+    try:
+        for member, offset, size in iter_tar_members(tar):
+            if BULK_MEMBER_RE.match(member) and not posixpath.basename(member).startswith("."):
+                yield WorkItem(
+                    key=f"{resolved}::{member}",
+                    input=str(tar),
+                    paper_id=paper_id_from_name(member),
+                    member=member,
+                    offset=offset,
+                    size=size,
+                )
+    except ArchiveError as error:
+        yield WorkItem(
+            key=f"{resolved}::{UNREADABLE}", input=str(tar), paper_id=tar.name, member=f"{UNREADABLE} {error}"
+        )
 
 
 def _single_item(path: Path) -> WorkItem:
@@ -211,13 +250,14 @@ class _Collector:
         missing = [name for name in names if not (manifest.parent / name).is_file()]
         if missing:
             raise FileNotFoundError(
-                f"{manifest} selects {len(missing)} bulk tar(s) not present beside it, e.g. {missing[:3]}")
+                f"{manifest} selects {len(missing)} bulk tar(s) not present beside it, e.g. {missing[:3]}"
+            )
         for name in names:
             self.items.extend(_bulk_items(manifest.parent / name))
 
     def add_folder(self, folder: Path) -> None:
         if _is_source_dir(folder):
-            item = WorkItem(key=str(folder.resolve()), input=str(folder), paper_id=folder.name)
+            item = WorkItem(key=str(folder.resolve()), input=str(folder), paper_id=folder.resolve().name)
             if _in_range(paper_yymm(item.paper_id), self.start, self.end):
                 self.items.append(item)
             return
@@ -235,15 +275,14 @@ class _Collector:
                     self.add_file(child)
 
 
-def build_work_items(inputs: Sequence[str | Path], *, start: str | None = None,
-                     end: str | None = None) -> list[WorkItem]:
+def build_work_items(
+    inputs: Sequence[str | Path], *, start: str | None = None, end: str | None = None
+) -> list[WorkItem]:
     """One work item per paper found in ``inputs`` (files, source dirs, folders, bulk tars, a bulk
     manifest), keeping bulk tars and arXiv-id papers of months ``start..end``; sorted by key."""
-    if start is not None and end is not None and yymm_key(start) > yymm_key(end):
+    bounds = [yymm_key(bound) for bound in (start, end) if bound is not None]
+    if len(bounds) == 2 and bounds[0] > bounds[1]:
         raise ValueError(f"date range is empty: {start} is after {end}")
-    for bound in (start, end):
-        if bound is not None:
-            yymm_key(bound)
     collector = _Collector(start, end)
     missing = [str(p) for p in inputs if not Path(p).exists()]
     if missing:
@@ -296,6 +335,7 @@ class Project:
         self._exact = {posixpath.normpath(name): name for name in self.files}
         self._folded = {key.lower(): name for key, name in sorted(self._exact.items(), reverse=True)}
         self._sources: dict[str, str] = {}
+        self._include_cache: dict[tuple[str, str], list[str]] = {}
 
     # -- text files --------------------------------------------------------------------------------------
     def source(self, name: str) -> str:
@@ -333,45 +373,55 @@ class Project:
 
     # -- main file ---------------------------------------------------------------------------------------
     def _includes(self, name: str, main: str) -> list[str]:
-        found = []
-        for _start, _end, command, target in latex.find_includes(self.source(name)):
-            resolved = self.resolve_include(target, command, name, main)
-            if resolved:
-                found.append(resolved)
-        return found
+        """TeX files that ``name`` includes, resolved as when compiling ``main``."""
+        key = (name, main)
+        if key not in self._include_cache:
+            found = []
+            for _start, _end, command, target in latex.find_includes(self.source(name)):
+                resolved = self.resolve_include(target, command, name, main)
+                if resolved and resolved != name:
+                    found.append(resolved)
+            self._include_cache[key] = found
+        return self._include_cache[key]
 
-    def _reachable_bytes(self, main: str) -> int:
+    def reachable(self, main: str) -> set[str]:
+        """``main`` and every TeX file its includes reach."""
         seen, stack = {main}, [main]
         while stack:
             for child in self._includes(stack.pop(), main):
                 if child not in seen:
                     seen.add(child)
                     stack.append(child)
-        return sum(len(self.files[name]) for name in seen)
+        return seen
 
     def main_file_ranking(self) -> list[tuple[float, int, str]]:
-        """Candidates as ``(score, reachable bytes, name)``, best first."""
+        """Candidates as ``(score, reachable bytes, name)``, best first. A root document has
+        ``\\documentclass`` and ``\\begin{document}`` (itself or through its includes), a same-named
+        ``.bbl``, is included by no other file, and is not named like a draft, template or reply."""
+        included_by_others = {child for name in self.tex_files for child in self._includes(name, name)}
         ranked = []
         for name in self.tex_files:
-            text = self.source(name)
-            docclass = DOCUMENTCLASS_RE.search(text)
+            reach = self.reachable(name)
+            texts = [self.source(member) for member in sorted(reach)]
+            docclass = next(filter(None, (DOCUMENTCLASS_RE.search(text) for text in texts)), None)
             tokens = set().union(*(_name_tokens(part) for part in name.split("/")))
             score = 0.0
             if docclass:
                 score += 10
                 if docclass.group(1).strip().lower() in ("subfiles", "standalone"):
                     score -= 8
-            if BEGIN_DOCUMENT_RE.search(text):
+            if any(BEGIN_DOCUMENT_RE.search(text) for text in texts):
                 score += 4
-            stem = name.rsplit(".", 1)[0]
-            if stem + ".bbl" in self.files:
+            if name.rsplit(".", 1)[0] + ".bbl" in self.files:
                 score += 3
-            if tokens & DISTRACTOR_TOKENS or posixpath.basename(name).startswith(("_old", "old")):
+            if name in included_by_others:
+                score -= 8
+            if tokens & DISTRACTOR_TOKENS:
                 score -= 6
             if tokens & SUPPLEMENT_TOKENS:
                 score -= 3
             score -= name.count("/")
-            ranked.append((score, self._reachable_bytes(name) if docclass else len(self.files[name]), name))
+            ranked.append((score, sum(len(self.files[member]) for member in reach), name))
         ranked.sort(key=lambda entry: (-entry[0], -entry[1], entry[2]))
         return ranked
 
@@ -420,26 +470,28 @@ class Project:
         return _Flat("".join(parts), starts, files)
 
     # -- graphics ----------------------------------------------------------------------------------------
-    def resolve_graphic(self, path: str, including: str, main: str, graphicspath: Sequence[str]) -> str | None:
-        """The image file ``\\includegraphics{path}`` shows: the main file's and the including file's
-        directory, then each ``\\graphicspath`` entry; the name as written, else probed extensions,
-        upper-case extensions and ``-eps-converted-to.pdf``; never a prefix match."""
+    def resolve_graphic(
+        self, path: str, including: str, main: str, graphicspath: Sequence[str]
+    ) -> str | None:
+        """The image file ``\\includegraphics{path}`` shows. Like graphicx, each candidate name is looked
+        up in the main file's directory, the including file's directory, then each ``\\graphicspath``
+        entry: the name as written (if it has an image extension), then the probed extensions, upper-case
+        extensions and ``-eps-converted-to.pdf`` (so ``.eps`` asked finds the ``.pdf`` shipped), then an
+        extension-less name as written. Never a prefix match."""
         path = path.strip().strip('"').strip().replace("\\", "/")
         if not path:
             return None
-        dirs = [posixpath.dirname(main), posixpath.dirname(including)]
-        dirs += [posixpath.join(d, entry) for entry in graphicspath for d in dirs[:2]]
+        bases = [posixpath.dirname(main), posixpath.dirname(including)]
+        dirs = dict.fromkeys(
+            [*bases, *(posixpath.join(base, entry) for entry in graphicspath for base in bases)]
+        )
         root, ext = posixpath.splitext(path)
         known_ext = ext.lower() in IMAGE_EXTENSIONS
-        stems = [root] if known_ext else [path]
-        names = [path] if known_ext else []
-        for stem in stems:
-            names += [stem + e for e in IMAGE_EXTENSIONS] + [stem + e.upper() for e in IMAGE_EXTENSIONS]
-            names.append(stem + EPS_CONVERTED_SUFFIX)
-        if not known_ext:
-            names.append(path)
-        for directory in dict.fromkeys(dirs):
-            for name in dict.fromkeys(names):
+        stem = root if known_ext else path
+        probed = [stem + e for e in IMAGE_EXTENSIONS] + [stem + e.upper() for e in IMAGE_EXTENSIONS]
+        names = [path] * known_ext + probed + [stem + EPS_CONVERTED_SUFFIX] + [path] * (not known_ext)
+        for name in dict.fromkeys(names):
+            for directory in dirs:
                 found = self.lookup(posixpath.join(directory, name))
                 if found:
                     return found
@@ -452,7 +504,7 @@ def _document_body(text: str) -> str:
     if not begin:
         return text
     end = END_DOCUMENT_RE.search(text, begin.end())
-    return text[begin.end(): end.start() if end else len(text)]
+    return text[begin.end() : end.start() if end else len(text)]
 
 
 @dataclass
@@ -508,9 +560,10 @@ class _FigureContext:
             started = time.perf_counter()
             try:
                 image = load_image(self.project.files[found], found)
-                image = to_rgb(image)
-                image.thumbnail((MAX_SIDE, MAX_SIDE))
-                loaded.append(image)
+                if image.mode not in ("RGB", "RGBA", "L", "LA"):
+                    image = to_rgb(image)
+                image.thumbnail((MAX_SIDE, MAX_SIDE), Resampling.LANCZOS)  # before flattening: cheaper
+                loaded.append(to_rgb(image))
             except ImageError as error:
                 self.stats.unreadable += 1
                 self.problems.append(f"{self.figure_id}: image unreadable: {ref.path}: {error}")
@@ -522,7 +575,7 @@ class _FigureContext:
         """The PDF that the svg package (``svg-inkscape/<name>_svg-tex.pdf``) or a standalone build
         left beside the source, when the authors shipped it."""
         stem = posixpath.splitext(ref.path.strip())[0]
-        candidates = [stem + ".pdf", stem + ".png"]
+        candidates = [stem + ".pdf"]  # resolve_graphic also probes .png, .jpg, ...
         if ref.command == "includesvg":
             candidates.insert(0, posixpath.join("svg-inkscape", posixpath.basename(stem) + "_svg-tex.pdf"))
         for candidate in candidates:
@@ -539,8 +592,9 @@ class _FigureContext:
         return Record(image=prepared, text=text, source=SOURCE, paper_id=paper_id, figure_id=figure_id)
 
 
-def _figure_records(figure: latex.FigureFloat, ctx: _FigureContext, macros: latex.Macros,
-                    paper_id: str) -> list[Record]:
+def _figure_records(
+    figure: latex.FigureFloat, ctx: _FigureContext, macros: latex.Macros, paper_id: str
+) -> list[Record]:
     """Pairs from one float: one per captioned sub-figure, else one (composite) image per float."""
     fid = ctx.figure_id
     if not figure.graphics:
@@ -550,8 +604,10 @@ def _figure_records(figure: latex.FigureFloat, ctx: _FigureContext, macros: late
     try:
         caption = _clean(figure.caption, macros)
         subcaptions = [_clean(sub.caption, macros) for sub in figure.subfigures]
-    except ValueError as error:
-        ctx.problems.append(f"{fid}: caption could not be cleaned: {error}")
+    except (
+        Exception
+    ) as error:  # one caption the cleaner cannot handle must not lose the paper's other figures
+        ctx.problems.append(f"{fid}: caption could not be cleaned: {type(error).__name__}: {error}")
         return []
     if any(subcaptions):
         records = []
@@ -581,6 +637,8 @@ def _figure_records(figure: latex.FigureFloat, ctx: _FigureContext, macros: late
 
 def _read_package(item: WorkItem) -> Package:
     path = Path(item.input)
+    if item.member and item.member.startswith(UNREADABLE):
+        raise ExtractionError("package", item.member.removeprefix(UNREADABLE).strip())
     try:
         if item.offset is not None and item.size is not None:
             return read_package(read_member(path, item.offset, item.size), item.member or path.name)
@@ -599,35 +657,50 @@ def process_item(item: WorkItem) -> ItemResult:
     package = _read_package(item)
     problems = [f"member skipped: {name}: {reason}" for name, reason in package.skipped]
     if package.kind == "pdf":
-        return ItemResult(records=[], status="skipped", stage="package", reason="pdf-only submission",
-                          problems=problems)
+        return ItemResult(
+            records=[], status="skipped", stage="package", reason="pdf-only submission", problems=problems
+        )
     project = Project(package.files)
     main = project.main_file()
     if main is None:
-        return ItemResult(records=[], status="skipped", stage="package", reason="no TeX source file",
-                          problems=problems)
+        return ItemResult(
+            records=[], status="skipped", stage="package", reason="no TeX source file", problems=problems
+        )
     flat = project.flatten(main)
     macros = latex.collect_macros(flat.text)
     graphicspath = list(dict.fromkeys(latex.parse_graphicspath(flat.text)))
     begin = BEGIN_DOCUMENT_RE.search(flat.text)
     body_start = begin.end() if begin else 0
     end = END_DOCUMENT_RE.search(flat.text, body_start)
-    body = flat.text[body_start: end.start() if end else len(flat.text)]
+    body = flat.text[body_start : end.start() if end else len(flat.text)]
     figures = latex.find_figures(body, macros)
 
     stats = _Stats()
     records: list[Record] = []
     figure_problems: list[str] = []
     for number, figure in enumerate(figures, start=1):
-        ctx = _FigureContext(project, main, flat.file_at(body_start + figure.start), graphicspath,
-                             f"fig{number}", stats, figure_problems)
+        ctx = _FigureContext(
+            project,
+            main,
+            flat.file_at(body_start + figure.start),
+            graphicspath,
+            f"fig{number}",
+            stats,
+            figure_problems,
+        )
         records.extend(_figure_records(figure, ctx, macros, item.paper_id))
 
     total = time.perf_counter() - started
-    result = ItemResult(records=records, main_file=main, figures_found=len(figures),
-                        problems=problems + project.problems + figure_problems,
-                        extra={"image_seconds": round(stats.image_seconds, 4),
-                               "latex_seconds": round(total - stats.image_seconds, 4)})
+    result = ItemResult(
+        records=records,
+        main_file=main,
+        figures_found=len(figures),
+        problems=problems + project.problems + figure_problems,
+        extra={
+            "image_seconds": round(stats.image_seconds, 4),
+            "latex_seconds": round(total - stats.image_seconds, 4),
+        },
+    )
     if not records:
         result.status, result.stage, result.reason = _empty_outcome(figures, stats)
     return result
@@ -642,7 +715,8 @@ def _empty_outcome(figures: Sequence[latex.FigureFloat], stats: _Stats) -> tuple
             return "skipped", "figures", "no figures with images (tikz/pgfplots only)"
         return "skipped", "figures", "no figures with images"
     if stats.missing or stats.unreadable:
-        return "failed", "images", f"no figure image usable ({stats.missing} not found, {stats.unreadable} unreadable)"
+        reason = f"no figure image usable ({stats.missing} not found, {stats.unreadable} unreadable)"
+        return "failed", "images", reason
     if stats.unsupported:
         return "skipped", "figures", "no figures with supported images (svg/standalone only)"
     return "skipped", "captions", "no captioned figures"
@@ -653,18 +727,35 @@ def _empty_outcome(figures: Sequence[latex.FigureFloat], stats: _Stats) -> tuple
 # ----------------------------------------------------------------------------------------------------------
 
 
-def extract_arxiv(inputs: Sequence[str | Path], out_dir: str | Path, *, workers: int | None = None,
-                  scheduler: str | None = None, max_papers: int | None = None,
-                  samples_per_shard: int = 10_000, progress: bool = True, start: str | None = None,
-                  end: str | None = None) -> ExtractionSummary:
+def extract_arxiv(
+    inputs: Sequence[str | Path],
+    out_dir: str | Path,
+    *,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    max_papers: int | None = None,
+    samples_per_shard: int = 10_000,
+    progress: bool = True,
+    start: str | None = None,
+    end: str | None = None,
+) -> ExtractionSummary:
     """Extract figure-caption pairs from arXiv sources into a CommonPool dataset at ``out_dir``
     (``shards/``, ``sizes.json``, ``manifest.parquet``); reruns skip papers already done.
 
     ``start``/``end`` (``YYMM``) keep bulk tars (and arXiv-id named papers) of those months.
     """
     items = build_work_items(inputs, start=start, end=end)
-    return run_extraction(items, process_item, out_dir, source=SOURCE, workers=workers, scheduler=scheduler,
-                          max_items=max_papers, samples_per_shard=samples_per_shard, progress=progress)
+    return run_extraction(
+        items,
+        process_item,
+        out_dir,
+        source=SOURCE,
+        workers=workers,
+        scheduler=scheduler,
+        max_items=max_papers,
+        samples_per_shard=samples_per_shard,
+        progress=progress,
+    )
 
 
 def _yymm_arg(value: str) -> str:
@@ -675,27 +766,51 @@ def _yymm_arg(value: str) -> str:
     return value
 
 
-def _positive_int(value: str) -> int:
-    number = int(value)
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return number
+def _count(minimum: int) -> Callable[[str], int]:
+    def parse(value: str) -> int:
+        number = int(value)
+        if number < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+        return number
+
+    return parse
 
 
 def cli_configure(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``sciclip extract arxiv``."""
-    parser.add_argument("inputs", nargs="+", metavar="INPUT",
-                        help="bulk tars, arXiv_src_manifest.xml, per-paper .gz/.tar.gz/.tar, source dirs, "
-                             "or folders of these")
+    parser.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="INPUT",
+        help="bulk tars, arXiv_src_manifest.xml, per-paper .gz/.tar.gz/.tar, source dirs, "
+        "or folders of these",
+    )
     parser.add_argument("--out", required=True, help="output dataset directory")
-    parser.add_argument("--workers", type=_positive_int, default=None, help="Dask workers (default: auto)")
+    parser.add_argument(
+        "--workers",
+        type=_count(0),
+        default=None,
+        help="Dask worker processes (default: CPU count; 0 = in this process)",
+    )
     parser.add_argument("--scheduler", default=None, help="address of an existing Dask scheduler")
-    parser.add_argument("--max-papers", type=_positive_int, default=None, help="process at most N papers")
-    parser.add_argument("--from", dest="start", type=_yymm_arg, default=None, metavar="YYMM",
-                        help="first month of bulk tars to take")
-    parser.add_argument("--to", dest="end", type=_yymm_arg, default=None, metavar="YYMM",
-                        help="last month of bulk tars to take")
-    parser.add_argument("--samples-per-shard", type=_positive_int, default=10_000)
+    parser.add_argument("--max-papers", type=_count(1), default=None, help="process at most N papers")
+    parser.add_argument(
+        "--from",
+        dest="start",
+        type=_yymm_arg,
+        default=None,
+        metavar="YYMM",
+        help="first month of bulk tars to take",
+    )
+    parser.add_argument(
+        "--to",
+        dest="end",
+        type=_yymm_arg,
+        default=None,
+        metavar="YYMM",
+        help="last month of bulk tars to take",
+    )
+    parser.add_argument("--samples-per-shard", type=_count(1), default=10_000)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -722,9 +837,21 @@ def cli_run(args: argparse.Namespace) -> int:
     except (FileNotFoundError, ValueError, ArchiveError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    summary = run_extraction(items, process_item, args.out, source=SOURCE, workers=args.workers,
-                             scheduler=args.scheduler, max_items=args.max_papers,
-                             samples_per_shard=args.samples_per_shard, progress=not args.no_progress)
+    try:
+        summary = run_extraction(
+            items,
+            process_item,
+            args.out,
+            source=SOURCE,
+            workers=args.workers,
+            scheduler=args.scheduler,
+            max_items=args.max_papers,
+            samples_per_shard=args.samples_per_shard,
+            progress=not args.no_progress,
+        )
+    except OSError as error:  # scheduler unreachable, disk full: the run itself cannot go on
+        print(f"error: the extraction could not run: {type(error).__name__}: {error}", file=sys.stderr)
+        return 1
     counts = ", ".join(f"{status} {n}" for status, n in sorted(summary.counts.items()))
     print(f"arxiv: {len(items)} paper(s) found; {counts}; {summary.pairs} pairs -> {summary.out_dir}")
     return 0
