@@ -1,7 +1,11 @@
 """Safe reading of source packages: tar/gzip archives and folders, in memory, never unpacked to disk.
 
-Unsafe members (absolute or ``..`` paths, links, devices, FIFOs) and members over the size caps are skipped
-and reported; reading stops at the member-count and total-size caps. Nothing is ever written to disk.
+Unsafe members (absolute or ``..`` paths, links, devices, FIFOs, sparse files) and members over the size
+caps are skipped and reported; reading stops at the member-count and total-size caps. Gzip data is
+decompressed as a stream that refuses to produce more than the total cap, so a decompression bomb is
+rejected after at most ``max_total_bytes`` of output without ever holding it; tar extended headers (pax,
+GNU long names) are capped too. Nested archives are plain files: nothing is unpacked recursively. Nothing
+is ever written to disk.
 """
 
 from __future__ import annotations
@@ -20,6 +24,13 @@ MAX_MEMBER_BYTES = 64 * 2**20
 MAX_TOTAL_BYTES = 512 * 2**20
 MAX_MEMBERS = 5_000
 MAX_COMPRESSED_BYTES = 1024 * 2**20
+MAX_HEADER_BYTES = 2**20  # pax / GNU long-name header data
+STREAM_CHUNK = 256 * 1024
+
+_EXTENDED_HEADER_TYPES = {
+    tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK, tarfile.XHDTYPE, tarfile.XGLTYPE,
+    tarfile.SOLARIS_XHDTYPE,
+}  # fmt: skip
 
 
 class ArchiveError(Exception):
@@ -46,17 +57,105 @@ def safe_member_name(name: str) -> str | None:
     return normal
 
 
+class _GunzipStream(io.RawIOBase):
+    """A readable stream of gzip-decompressed ``data`` that raises ArchiveError beyond ``limit`` bytes.
+
+    Memory stays at one chunk of input and output. Concatenated gzip members are read like ``gzip`` does;
+    trailing zero padding is ignored.
+    """
+
+    def __init__(self, data: bytes, limit: int) -> None:
+        super().__init__()
+        self._data = memoryview(data)
+        self._position = 0
+        self._limit = limit
+        self._inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        self._pending = b""
+        self.produced = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        while not self._pending:
+            if not self._inflate():
+                return 0
+        size = min(len(buffer), len(self._pending))
+        buffer[:size] = self._pending[:size]
+        self._pending = self._pending[size:]
+        return size
+
+    def _inflate(self) -> bool:
+        """Decompress the next chunk into ``_pending``; False at the end of the data."""
+        if self._inflater.eof:
+            rest = self._inflater.unused_data + bytes(self._data[self._position :])
+            self._position = len(self._data)
+            if not rest.startswith(b"\x1f\x8b"):
+                return False  # end of data (trailing padding is ignored, like tar readers do)
+            self._inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            self._data, self._position = memoryview(rest), 0
+        source = self._inflater.unconsumed_tail
+        if not source:
+            if self._position >= len(self._data):
+                raise ArchiveError("truncated gzip data")
+            source = self._data[self._position : self._position + STREAM_CHUNK]
+            self._position += len(source)
+        try:
+            self._pending = self._inflater.decompress(source, STREAM_CHUNK)
+        except zlib.error as exc:
+            raise ArchiveError(f"corrupt gzip data: {exc}") from exc
+        self.produced += len(self._pending)
+        if self.produced > self._limit:
+            raise ArchiveError(f"gzip data expands beyond {self._limit} bytes (decompression bomb)")
+        return True
+
+    def push_back(self, data: bytes) -> None:
+        """Put bytes already read back in front of the stream (they stay counted in ``produced``)."""
+        self._pending = data + self._pending
+
+    def read_at_most(self, size: int) -> bytes:
+        """Up to ``size`` bytes (fewer only at the end of the data)."""
+        out = bytearray()
+        while len(out) < size:
+            chunk = self.read(min(size - len(out), STREAM_CHUNK))
+            if not chunk:
+                break
+            out += chunk
+        return bytes(out)
+
+    def drain(self) -> None:
+        """Read to the end, checking the gzip trailer (CRC and length) without keeping the output."""
+        while self._inflate():
+            self._pending = b""
+
+
+class _BytesStream(io.BytesIO):
+    """An uncompressed tar in memory, with the same ``produced`` position as :class:`_GunzipStream`."""
+
+    @property
+    def produced(self) -> int:
+        return self.tell()
+
+    def drain(self) -> None:
+        """Nothing to check for uncompressed data."""
+
+
+class _SafeTarInfo(tarfile.TarInfo):
+    """Refuses oversized extended headers and GNU sparse maps before tarfile reads them into memory."""
+
+    def _proc_member(self, tarfile_: tarfile.TarFile) -> tarfile.TarInfo:
+        if self.type in _EXTENDED_HEADER_TYPES and self.size > MAX_HEADER_BYTES:
+            raise tarfile.HeaderError(f"extended tar header of {self.size} bytes (over {MAX_HEADER_BYTES})")
+        if self.type == tarfile.GNUTYPE_SPARSE:
+            raise tarfile.HeaderError("GNU sparse member")
+        return super()._proc_member(tarfile_)  # type: ignore[misc]
+
+
 def _bounded_gunzip(data: bytes, limit: int) -> bytes:
     """Decompress gzip data, refusing output beyond ``limit`` bytes (decompression bombs)."""
-    decompressor = zlib.decompressobj(16 + zlib.MAX_WBITS)
-    try:
-        out = decompressor.decompress(data, limit + 1)
-    except zlib.error as exc:
-        raise ArchiveError(f"corrupt gzip data: {exc}") from exc
-    if len(out) > limit:
-        raise ArchiveError(f"gzip data expands beyond {limit} bytes")
-    if not decompressor.eof:
-        raise ArchiveError("truncated gzip data")
+    stream = _GunzipStream(data, limit)
+    out = stream.read_at_most(limit)
+    stream.drain()
     return out
 
 
@@ -72,16 +171,20 @@ def read_package(
     if data[:4] == b"%PDF":
         return Package({f"{_stem(name)}.pdf": data}, kind="pdf")
     if data[:2] == b"\x1f\x8b":
-        inner = _bounded_gunzip(data, max_total_bytes)
-        if _is_tar(inner):
-            return _read_tar(inner, max_member_bytes, max_total_bytes, max_members)
-        if inner[:4] == b"%PDF":
-            return Package({f"{_stem(name)}.pdf": inner}, kind="pdf")
-        if len(inner) > max_member_bytes:
-            return Package(skipped=[(name, f"file over {max_member_bytes} bytes")], kind="tex")
-        return Package({f"{_stem(name)}.tex": inner}, kind="tex")
+        stream = _GunzipStream(data, max_total_bytes)
+        head = stream.read_at_most(tarfile.BLOCKSIZE)
+        if _is_tar(head):
+            stream.push_back(head)
+            return _read_tar(stream, max_member_bytes, max_total_bytes, max_members)
+        kind = "pdf" if head[:4] == b"%PDF" else "tex"
+        limit = max_total_bytes if kind == "pdf" else max_member_bytes
+        body = head + stream.read_at_most(limit + 1 - len(head))
+        if len(body) > limit:
+            raise ArchiveError(f"gzip'd file expands beyond {limit} bytes (decompression bomb)")
+        stream.drain()
+        return Package({f"{_stem(name)}.{kind}": body}, kind=kind)
     if _is_tar(data):
-        return _read_tar(data, max_member_bytes, max_total_bytes, max_members)
+        return _read_tar(_BytesStream(data), max_member_bytes, max_total_bytes, max_members)
     raise ArchiveError("not a gzip, tar or PDF file")
 
 
@@ -94,32 +197,47 @@ def _stem(name: str) -> str:
 
 
 def _is_tar(data: bytes) -> bool:
-    return len(data) >= 512 and data[257:262] == b"ustar"
-
-
-def _read_tar(data: bytes, max_member_bytes: int, max_total_bytes: int, max_members: int) -> Package:
-    package = Package(kind="tar")
-    total = 0
+    """A POSIX/GNU tar (``ustar`` magic) or an old V7 tar (a header block with a valid checksum)."""
+    if len(data) < tarfile.BLOCKSIZE:
+        return False
+    if data[257:262] == b"ustar":
+        return True
     try:
-        with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
+        tarfile.TarInfo.frombuf(data[: tarfile.BLOCKSIZE], "utf-8", "surrogateescape")
+    except tarfile.HeaderError:
+        return False
+    return True
+
+
+def _read_tar(
+    stream: _GunzipStream | _BytesStream, max_member_bytes: int, max_total_bytes: int, max_members: int
+) -> Package:
+    """Stream through a tar, keeping the safe members; ``stream.produced`` counts the bytes unpacked."""
+    package = Package(kind="tar")
+    try:
+        with tarfile.open(fileobj=stream, mode="r|", tarinfo=_SafeTarInfo) as tar:
             for count, member in enumerate(tar):
                 if count >= max_members:
                     package.skipped.append(("*", f"more than {max_members} members; rest not read"))
-                    break
-                reason = _member_problem(member, max_member_bytes)
-                safe = safe_member_name(member.name)
+                    return package
                 if member.isdir():
                     continue
-                if reason is None and safe is None:
-                    reason = "unsafe path"
-                if reason is None and total + member.size > max_total_bytes:
-                    reason = f"total unpacked size over {max_total_bytes} bytes"
+                if stream.produced + member.size > max_total_bytes:  # stop before unpacking (or skipping) it
+                    reason = f"total unpacked size over {max_total_bytes} bytes; rest not read"
+                    package.skipped.append((member.name, reason))
+                    return package
+                safe = _clean_name(member.name)
+                reason = _member_problem(member, max_member_bytes) or (None if safe else "unsafe path")
                 if reason is not None:
                     package.skipped.append((member.name, reason))
                     continue
                 handle = tar.extractfile(member)
                 package.files[safe] = handle.read() if handle else b""
-                total += member.size
+            stream.drain()
+    except ArchiveError as exc:
+        if not package.files:
+            raise
+        package.skipped.append(("*", f"{exc}; nothing after the first {len(package.files)} files read"))
     except (tarfile.TarError, EOFError, OSError) as exc:
         if not package.files:
             raise ArchiveError(f"corrupt tar: {exc}") from exc
@@ -127,12 +245,18 @@ def _read_tar(data: bytes, max_member_bytes: int, max_total_bytes: int, max_memb
     return package
 
 
+def _clean_name(name: str) -> str | None:
+    """The safe member name, with undecodable bytes replaced (tarfile keeps them as surrogates)."""
+    safe = safe_member_name(name)
+    return None if safe is None else safe.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
 def _member_problem(member: tarfile.TarInfo, max_member_bytes: int) -> str | None:
     if member.issym() or member.islnk():
         return "link member"
     if member.isdev() or member.isfifo():
         return "device or fifo member"
-    if not member.isfile() and not member.isdir():
+    if not member.isfile():
         return "unsupported member type"
     if member.size > max_member_bytes:
         return f"member over {max_member_bytes} bytes"
@@ -146,51 +270,89 @@ def read_directory(
     max_total_bytes: int = MAX_TOTAL_BYTES,
     max_members: int = MAX_MEMBERS,
 ) -> Package:
-    """Read the regular files under ``path`` (symlinks are skipped, never followed)."""
+    """Read the regular files under ``path`` (symlinks are skipped, never followed; FIFOs never opened)."""
     root = Path(path)
     if not root.is_dir():
         raise ArchiveError(f"not a directory: {root}")
     package = Package(kind="dir")
-    total = 0
+    total = seen = 0
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        folder = Path(dirpath)
         dirnames.sort()
+        for dirname in dirnames:
+            if (folder / dirname).is_symlink():  # os.walk lists it but does not enter it
+                package.skipped.append(((folder / dirname).relative_to(root).as_posix(), "symbolic link"))
         for filename in sorted(filenames):
-            full = Path(dirpath) / filename
-            name = full.relative_to(root).as_posix()
-            info = full.lstat()
-            if len(package.files) >= max_members:
+            seen += 1
+            if seen > max_members:
                 package.skipped.append(("*", f"more than {max_members} files; rest not read"))
                 return package
-            if stat.S_ISLNK(info.st_mode):
-                package.skipped.append((name, "symbolic link"))
-            elif not stat.S_ISREG(info.st_mode):
-                package.skipped.append((name, "not a regular file"))
-            elif info.st_size > max_member_bytes:
-                package.skipped.append((name, f"member over {max_member_bytes} bytes"))
-            elif total + info.st_size > max_total_bytes:
-                package.skipped.append((name, f"total size over {max_total_bytes} bytes"))
-            else:
-                package.files[name] = full.read_bytes()
-                total += info.st_size
+            full = folder / filename
+            name = full.relative_to(root).as_posix()
+            try:
+                data = _read_regular_file(full, min(max_member_bytes, max_total_bytes - total))
+            except _TooLarge:
+                reason = (
+                    f"member over {max_member_bytes} bytes"
+                    if full.lstat().st_size > max_member_bytes
+                    else f"total size over {max_total_bytes} bytes"
+                )
+                package.skipped.append((name, reason))
+                continue
+            except ArchiveError as exc:
+                package.skipped.append((name, str(exc)))
+                continue
+            package.files[name] = data
+            total += len(data)
     return package
 
 
+class _TooLarge(ArchiveError):
+    """A file is over the size limit."""
+
+
+def _read_regular_file(path: Path, limit: int, *, follow_symlinks: bool = False) -> bytes:
+    """Read a regular file of at most ``limit`` bytes; never opens a FIFO or device (nor a symlink unless
+    ``follow_symlinks``)."""
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | (0 if follow_symlinks else os.O_NOFOLLOW)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        if path.is_symlink():
+            raise ArchiveError("symbolic link") from exc
+        raise ArchiveError(f"cannot open: {exc.strerror}") from exc
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ArchiveError("not a regular file")
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise _TooLarge(f"over {limit} bytes")
+    return data
+
+
 def read_file_capped(path: str | Path, limit: int = MAX_COMPRESSED_BYTES) -> bytes:
-    """Read a whole input file, refusing files over ``limit`` bytes."""
-    size = Path(path).stat().st_size
-    if size > limit:
-        raise ArchiveError(f"file over {limit} bytes: {path}")
-    return Path(path).read_bytes()
+    """Read a whole input file (a symlink to one is fine), refusing files over ``limit`` bytes, FIFOs and
+    devices."""
+    try:
+        return _read_regular_file(Path(path), limit, follow_symlinks=True)
+    except _TooLarge as exc:
+        raise ArchiveError(f"file over {limit} bytes: {path}") from exc
+    except ArchiveError as exc:
+        raise ArchiveError(f"{path}: {exc}") from exc
 
 
 def iter_tar_members(path: str | Path) -> Iterator[tuple[str, int, int]]:
-    """Yield ``(name, data offset, size)`` of each regular member of a (bulk, uncompressed) tar."""
+    """Yield ``(name, data offset, size)`` of each regular member of a (bulk, uncompressed) tar.
+
+    Memory stays constant however many members the tar has (tarfile's member list is not kept).
+    """
     try:
-        with tarfile.open(path, mode="r:") as tar:
-            for member in tar:
+        with tarfile.open(path, mode="r:", tarinfo=_SafeTarInfo) as tar:
+            while (member := tar.next()) is not None:
+                tar.members.clear()
                 if member.isfile():
                     yield member.name, member.offset_data, member.size
-    except tarfile.ReadError as exc:
+    except tarfile.TarError as exc:
         raise ArchiveError(f"{path}: not a readable tar: {exc}") from exc
 
 

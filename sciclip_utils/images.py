@@ -1,9 +1,19 @@
-"""Image loading (raster, PDF, EPS/PS) and normalisation to CommonPool JPEGs."""
+"""Image loading (raster, PDF, EPS/PS) and normalisation to CommonPool JPEGs.
+
+Hostile input is expected: raster decoding is limited to figure formats with a pixel cap (decompression
+bombs), PDFs are size-capped and only their first page is rendered, and Ghostscript runs with ``-dSAFER``
+in a private temporary folder (its only writable place: with ``-dSAFER`` Ghostscript still permits the
+temporary folder, so a shared ``/tmp`` would be writable), with limits on time, CPU, memory and output size.
+"""
 
 from __future__ import annotations
 
 import io
+import math
+import os
+import re
 import shutil
+import signal
 import subprocess
 import tempfile
 import warnings
@@ -17,6 +27,13 @@ JPEG_QUALITY = 95
 MAX_PIXELS = 100_000_000
 MAX_PDF_BYTES = 64 * 2**20
 GHOSTSCRIPT_TIMEOUT_S = 30.0
+GHOSTSCRIPT_DPI = 150
+GHOSTSCRIPT_MAX_SIDE = 2048  # rendered pixels on the longest side (then reduced to MAX_SIDE)
+GHOSTSCRIPT_MEMORY_BYTES = 2 * 2**30
+GHOSTSCRIPT_OUTPUT_BYTES = 256 * 2**20
+# Pillow formats a paper's figure can be in; others (e.g. TGA, which has no magic bytes) would turn junk
+# into "images"
+RASTER_FORMATS = ("PNG", "JPEG", "MPO", "GIF", "TIFF", "BMP", "WEBP", "PPM", "JPEG2000")
 
 PDF_EXTENSIONS = {".pdf"}
 POSTSCRIPT_EXTENSIONS = {".eps", ".ps", ".epsi", ".epsf"}
@@ -67,12 +84,12 @@ def open_raster(data: bytes) -> Image.Image:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data))
+            img = Image.open(io.BytesIO(data), formats=RASTER_FORMATS)
             width, height = img.size
             if width * height > MAX_PIXELS:
                 raise ImageError(f"image too large: {width}x{height} pixels")
             img.load()
-    except ImageError:
+    except (ImageError, MemoryError):
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageError(f"decompression bomb: {exc}") from exc
@@ -98,42 +115,115 @@ def render_pdf(data: bytes, size: int = MAX_SIDE) -> Image.Image:
             raise ImageError("PDF has no pages")
         page = pdf[0]
         width, height = page.get_size()
-        if width <= 0 or height <= 0:
-            raise ImageError("PDF page has zero size")
+        if not (width > 0 and height > 0 and math.isfinite(width) and math.isfinite(height)):
+            raise ImageError(f"PDF page has no usable size ({width} x {height})")
         scale = size / max(width, height)
+        if min(width, height) * scale < 1:
+            raise ImageError(f"PDF page is degenerate ({width:g} x {height:g} pt)")
         bitmap = page.render(scale=scale, fill_color=(255, 255, 255, 255))
         return bitmap.to_pil().convert("RGB")
-    except pdfium.PdfiumError as exc:
-        raise ImageError(f"PDF render failed: {exc}") from exc
+    except (ImageError, MemoryError):
+        raise
+    except Exception as exc:  # pdfium raises PdfiumError, and others for malformed pages
+        raise ImageError(f"PDF render failed: {type(exc).__name__}: {exc}") from exc
     finally:
         pdf.close()
+
+
+_BOUNDING_BOX = re.compile(
+    rb"^%%BoundingBox:[ \t]*(-?[\d.]+)[ \t]+(-?[\d.]+)[ \t]+(-?[\d.]+)[ \t]+(-?[\d.]+)", re.M
+)
+
+
+def _postscript_dpi(data: bytes) -> float:
+    """Ghostscript's resolution: 150 dpi, lowered so that the bounding box is at most 2048 px wide/high."""
+    found = _BOUNDING_BOX.search(data[: 64 * 1024])
+    if found is None:
+        return GHOSTSCRIPT_DPI
+    llx, lly, urx, ury = (float(value) for value in found.groups())
+    longest = max(abs(urx - llx), abs(ury - lly))
+    if not math.isfinite(longest) or longest <= 0:
+        return GHOSTSCRIPT_DPI
+    return min(GHOSTSCRIPT_DPI, 72.0 * GHOSTSCRIPT_MAX_SIDE / longest)
 
 
 def render_postscript(
     data: bytes, size: int = MAX_SIDE, timeout: float = GHOSTSCRIPT_TIMEOUT_S
 ) -> Image.Image:
-    """Render EPS/PS with Ghostscript (``-dSAFER -dEPSCrop``, killed after ``timeout`` seconds)."""
+    """Render EPS/PS with Ghostscript (``-dSAFER -dEPSCrop``, first page, killed after ``timeout`` s).
+
+    Ghostscript works in a private temporary folder (also its ``TMPDIR``, the one place ``-dSAFER`` lets
+    it write), with limits on CPU time, memory and file size.
+    """
     gs = shutil.which("gs")
     if gs is None:
         raise ImageError("Ghostscript (gs) is not installed; EPS/PS figures need it")
     with tempfile.TemporaryDirectory(prefix="sciclip-gs-") as tmp:
-        source, target = Path(tmp) / "in.eps", Path(tmp) / "out.png"
+        source, target, log = Path(tmp) / "in.eps", Path(tmp) / "out.png", Path(tmp) / "gs.log"
         source.write_bytes(data)
         command = [
             gs, "-dSAFER", "-dBATCH", "-dNOPAUSE", "-dQUIET", "-dEPSCrop", "-dFirstPage=1", "-dLastPage=1",
-            "-sDEVICE=png16m", "-r150", "-dTextAlphaBits=4", "-dGraphicsAlphaBits=4",
+            "-sDEVICE=png16m", f"-r{_postscript_dpi(data):.3f}", "-dTextAlphaBits=4", "-dGraphicsAlphaBits=4",
             f"-sOutputFile={target}", str(source),
         ]  # fmt: skip
-        try:
-            result = subprocess.run(command, capture_output=True, timeout=timeout, cwd=tmp, check=False)
-        except subprocess.TimeoutExpired as exc:
-            raise ImageError(f"Ghostscript timed out after {timeout:.0f} s") from exc
-        if result.returncode != 0 or not target.is_file():
-            message = (result.stderr or result.stdout).decode("utf-8", "replace").strip().splitlines()
-            raise ImageError(f"Ghostscript failed: {message[-1] if message else f'exit {result.returncode}'}")
+        with open(log, "wb") as output:
+            returncode = _run_limited(command, Path(tmp), output, timeout)
+        if returncode != 0 or not target.is_file():
+            raise ImageError(f"Ghostscript failed: {_gs_failure(returncode, log)}")
         img = open_raster(target.read_bytes())
     img.thumbnail((size, size), Image.Resampling.LANCZOS)
     return img
+
+
+def _run_limited(command: list[str], folder: Path, log: io.BufferedWriter, timeout: float) -> int:
+    """Run ``command`` in ``folder`` (also its TMPDIR), its output to ``log``, with resource limits."""
+    env = {**os.environ, "TMPDIR": str(folder), "TEMP": str(folder), "TMP": str(folder)}
+    process = subprocess.Popen(
+        command, cwd=folder, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
+    )
+    try:
+        _limit_process(process.pid, timeout)
+        return process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired as exc:
+        raise ImageError(f"Ghostscript timed out after {timeout:g} s") from exc
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def _limit_process(pid: int, timeout: float) -> None:
+    """CPU, memory and file-size limits on a child (Linux ``prlimit``; a backstop if we die first)."""
+    import resource
+
+    if not hasattr(resource, "prlimit"):
+        return
+    cpu = math.ceil(timeout) + 2
+    for limit, value in (
+        (resource.RLIMIT_CPU, cpu),
+        (resource.RLIMIT_AS, GHOSTSCRIPT_MEMORY_BYTES),
+        (resource.RLIMIT_FSIZE, GHOSTSCRIPT_OUTPUT_BYTES),
+        (resource.RLIMIT_CORE, 0),
+    ):
+        try:
+            _, hard = resource.prlimit(pid, limit)
+            soft = value if hard == resource.RLIM_INFINITY else min(value, hard)
+            resource.prlimit(pid, limit, (soft, hard))
+        except (ProcessLookupError, PermissionError, ValueError):
+            return  # already gone, or not allowed: the timeout still holds
+
+
+def _gs_failure(returncode: int, log: Path) -> str:
+    """Why Ghostscript failed: its last error line, or the signal that stopped it."""
+    if returncode < 0:
+        name = signal.Signals(-returncode).name
+        why = {"SIGXFSZ": "output over the file size limit", "SIGXCPU": "over the CPU time limit"}
+        return f"killed by {name}" + (f" ({why[name]})" if name in why else "")
+    lines = [
+        line for line in log.read_bytes()[-4096:].decode("utf-8", "replace").splitlines() if line.strip()
+    ]
+    errors = [line for line in lines if "Error" in line or "error" in line]
+    return (errors or lines or [f"exit {returncode}"])[0].strip()
 
 
 def to_rgb(img: Image.Image) -> Image.Image:

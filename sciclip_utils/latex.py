@@ -1756,6 +1756,7 @@ def _tidy(text: str) -> str:
     text = re.sub(r"([(⟨])\s*[,;]?\s*", r"\1", text)
     text = re.sub(r"\s+([)⟩])", r"\1", text)
     text = _SPACE_BEFORE_PUNCT_RE.sub(r"\1", text)
+    text = re.sub(r"(?<!\.)\.\.(?!\.)", ".", text)  # "et al. \cite{x}." leaves "et al.."; "..." stays
     return re.sub(r"\s+", " ", text).strip()
 
 

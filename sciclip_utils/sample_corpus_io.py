@@ -62,9 +62,19 @@ def figure_bytes(fig: Any, fmt: str) -> bytes:
     """Save a matplotlib Figure deterministically as pdf, eps, png or jpg."""
     buffer = io.BytesIO()
     if fmt == "pdf":
-        fig.savefig(buffer, format="pdf", metadata={"CreationDate": None, "Producer": "sciclip sample corpus"})
+        fig.savefig(
+            buffer, format="pdf", metadata={"CreationDate": None, "Producer": "sciclip sample corpus"}
+        )
     elif fmt == "eps":
-        fig.savefig(buffer, format="eps")
+        import logging
+
+        logger = logging.getLogger("matplotlib.backends.backend_ps")
+        level = logger.level
+        logger.setLevel(logging.ERROR)  # "does not support transparency": expected, EPS figures are opaque
+        try:
+            fig.savefig(buffer, format="eps")
+        finally:
+            logger.setLevel(level)
         return re.sub(rb"%%CreationDate: [^\n]*\n", lambda _: FIXED_PS_DATE, buffer.getvalue(), count=1)
     elif fmt == "png":
         fig.savefig(buffer, format="png", metadata={"Software": None})
@@ -101,7 +111,8 @@ def image_bytes(image: Image.Image, fmt: str, quality: int = 90) -> bytes:
 def minimal_pdf(lines: list[str]) -> bytes:
     """A small valid one-page PDF showing ``lines`` of text (an article PDF or a PDF-only submission)."""
     text = "".join(
-        f"BT /F1 11 Tf 56 {760 - 16 * index} Td ({_pdf_escape(line)}) Tj ET\n" for index, line in enumerate(lines)
+        f"BT /F1 11 Tf 56 {760 - 16 * index} Td ({_pdf_escape(line)}) Tj ET\n"
+        for index, line in enumerate(lines)
     ).encode("latin-1", "replace")
     objects = [
         b"<< /Type /Catalog /Pages 2 0 R >>",

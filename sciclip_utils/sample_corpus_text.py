@@ -69,7 +69,15 @@ GREEK = {
     "sigma": "σ", "tau": "τ", "omega": "ω", "theta": "θ", "chi": "χ", "rho": "ρ", "Delta": "Δ", "nu": "ν",
 }  # fmt: skip
 OPERATORS = {"pm": "±", "times": "×", "approx": "≈", "sim": "∼", "leq": "≤", "geq": "≥", "odot": "⊙"}
-_TEXT_TO_LATEX = {"%": r"\%", "&": r"\&", "–": "--", "—": "---", "µ": r"$\mu$", "°": r"$^\circ$", "±": r"$\pm$"}
+_TEXT_TO_LATEX = {
+    "%": r"\%",
+    "&": r"\&",
+    "–": "--",
+    "—": "---",
+    "µ": r"$\mu$",
+    "°": r"$^\circ$",
+    "±": r"$\pm$",
+}
 
 
 @dataclass

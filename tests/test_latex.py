@@ -631,3 +631,10 @@ def test_real_sub_figures_and_paths() -> None:
 def test_real_paper_is_fast(name: str) -> None:
     best = min(paper_figures(name)[2] for _ in range(3))
     assert best < 0.05, f"find_figures + caption_to_text took {best * 1000:.1f} ms"
+
+
+def test_removed_citation_after_abbreviation_leaves_one_period() -> None:
+    macros = collect_macros("")
+    assert caption_to_text(r"Data from Garcia et al.~\citep{g}.", macros) == "Data from Garcia et al."
+    assert caption_to_text(r"Spectra, e.g.\ \cite{x}.", macros) == "Spectra, e.g."
+    assert caption_to_text(r"Wait\ldots and see...", macros).endswith("see...")
