@@ -25,6 +25,7 @@ MAX_TOTAL_BYTES = 512 * 2**20
 MAX_MEMBERS = 5_000
 MAX_COMPRESSED_BYTES = 1024 * 2**20
 MAX_HEADER_BYTES = 2**20  # pax / GNU long-name header data
+STREAM_HEADROOM = 2**20  # decompressed bytes beyond the total cap: tar headers, padding, read-ahead
 STREAM_CHUNK = 256 * 1024
 
 _EXTENDED_HEADER_TYPES = {
@@ -70,7 +71,7 @@ class _GunzipStream(io.RawIOBase):
         self._position = 0
         self._limit = limit
         self._inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        self._pending = b""
+        self._pending = memoryview(b"")  # decompressed, not yet read (a view: reading it never copies)
         self.produced = 0
 
     def readable(self) -> bool:
@@ -101,7 +102,7 @@ class _GunzipStream(io.RawIOBase):
             source = self._data[self._position : self._position + STREAM_CHUNK]
             self._position += len(source)
         try:
-            self._pending = self._inflater.decompress(source, STREAM_CHUNK)
+            self._pending = memoryview(self._inflater.decompress(source, STREAM_CHUNK))
         except zlib.error as exc:
             raise ArchiveError(f"corrupt gzip data: {exc}") from exc
         self.produced += len(self._pending)
@@ -111,7 +112,7 @@ class _GunzipStream(io.RawIOBase):
 
     def push_back(self, data: bytes) -> None:
         """Put bytes already read back in front of the stream (they stay counted in ``produced``)."""
-        self._pending = data + self._pending
+        self._pending = memoryview(data + bytes(self._pending))
 
     def read_at_most(self, size: int) -> bytes:
         """Up to ``size`` bytes (fewer only at the end of the data)."""
@@ -123,18 +124,23 @@ class _GunzipStream(io.RawIOBase):
             out += chunk
         return bytes(out)
 
+    def read_capped(self, limit: int) -> bytes:
+        """The rest of the data, refusing more than ``limit`` bytes (raised before any copy is made)."""
+        out = bytearray()
+        while chunk := self.read(STREAM_CHUNK):
+            out += chunk
+            if len(out) > limit:
+                raise ArchiveError(f"gzip'd file expands beyond {limit} bytes (decompression bomb)")
+        return bytes(out)
+
     def drain(self) -> None:
         """Read to the end, checking the gzip trailer (CRC and length) without keeping the output."""
         while self._inflate():
-            self._pending = b""
+            self._pending = memoryview(b"")
 
 
 class _BytesStream(io.BytesIO):
-    """An uncompressed tar in memory, with the same ``produced`` position as :class:`_GunzipStream`."""
-
-    @property
-    def produced(self) -> int:
-        return self.tell()
+    """An uncompressed tar in memory, read like :class:`_GunzipStream`."""
 
     def drain(self) -> None:
         """Nothing to check for uncompressed data."""
@@ -151,14 +157,6 @@ class _SafeTarInfo(tarfile.TarInfo):
         return super()._proc_member(tarfile_)  # type: ignore[misc]
 
 
-def _bounded_gunzip(data: bytes, limit: int) -> bytes:
-    """Decompress gzip data, refusing output beyond ``limit`` bytes (decompression bombs)."""
-    stream = _GunzipStream(data, limit)
-    out = stream.read_at_most(limit)
-    stream.drain()
-    return out
-
-
 def read_package(
     data: bytes,
     name: str = "",
@@ -171,18 +169,15 @@ def read_package(
     if data[:4] == b"%PDF":
         return Package({f"{_stem(name)}.pdf": data}, kind="pdf")
     if data[:2] == b"\x1f\x8b":
-        stream = _GunzipStream(data, max_total_bytes)
+        stream = _GunzipStream(data, max_total_bytes + STREAM_HEADROOM)
         head = stream.read_at_most(tarfile.BLOCKSIZE)
         if _is_tar(head):
             stream.push_back(head)
             return _read_tar(stream, max_member_bytes, max_total_bytes, max_members)
         kind = "pdf" if head[:4] == b"%PDF" else "tex"
         limit = max_total_bytes if kind == "pdf" else max_member_bytes
-        body = head + stream.read_at_most(limit + 1 - len(head))
-        if len(body) > limit:
-            raise ArchiveError(f"gzip'd file expands beyond {limit} bytes (decompression bomb)")
-        stream.drain()
-        return Package({f"{_stem(name)}.{kind}": body}, kind=kind)
+        stream.push_back(head)
+        return Package({f"{_stem(name)}.{kind}": stream.read_capped(limit)}, kind=kind)
     if _is_tar(data):
         return _read_tar(_BytesStream(data), max_member_bytes, max_total_bytes, max_members)
     raise ArchiveError("not a gzip, tar or PDF file")
@@ -212,7 +207,11 @@ def _is_tar(data: bytes) -> bool:
 def _read_tar(
     stream: _GunzipStream | _BytesStream, max_member_bytes: int, max_total_bytes: int, max_members: int
 ) -> Package:
-    """Stream through a tar, keeping the safe members; ``stream.produced`` counts the bytes unpacked."""
+    """Stream through a tar, keeping the safe members.
+
+    A broken tar structure after some files keeps those files (and says so in ``skipped``); a gzip error
+    (truncated, corrupt, CRC mismatch, a bomb) fails the whole package: gzip's checks say the bytes are bad.
+    """
     package = Package(kind="tar")
     try:
         with tarfile.open(fileobj=stream, mode="r|", tarinfo=_SafeTarInfo) as tar:
@@ -222,7 +221,9 @@ def _read_tar(
                     return package
                 if member.isdir():
                     continue
-                if stream.produced + member.size > max_total_bytes:  # stop before unpacking (or skipping) it
+                if (
+                    member.offset_data + member.size > max_total_bytes
+                ):  # stop before unpacking (or skipping) it
                     reason = f"total unpacked size over {max_total_bytes} bytes; rest not read"
                     package.skipped.append((member.name, reason))
                     return package
@@ -234,10 +235,6 @@ def _read_tar(
                 handle = tar.extractfile(member)
                 package.files[safe] = handle.read() if handle else b""
             stream.drain()
-    except ArchiveError as exc:
-        if not package.files:
-            raise
-        package.skipped.append(("*", f"{exc}; nothing after the first {len(package.files)} files read"))
     except (tarfile.TarError, EOFError, OSError) as exc:
         if not package.files:
             raise ArchiveError(f"corrupt tar: {exc}") from exc
@@ -290,7 +287,7 @@ def read_directory(
             full = folder / filename
             name = full.relative_to(root).as_posix()
             try:
-                data = _read_regular_file(full, min(max_member_bytes, max_total_bytes - total))
+                data = read_regular_file(full, min(max_member_bytes, max_total_bytes - total))
             except _TooLarge:
                 reason = (
                     f"member over {max_member_bytes} bytes"
@@ -311,9 +308,11 @@ class _TooLarge(ArchiveError):
     """A file is over the size limit."""
 
 
-def _read_regular_file(path: Path, limit: int, *, follow_symlinks: bool = False) -> bytes:
-    """Read a regular file of at most ``limit`` bytes; never opens a FIFO or device (nor a symlink unless
-    ``follow_symlinks``)."""
+def read_regular_file(path: str | Path, limit: int, *, follow_symlinks: bool = False) -> bytes:
+    """Read a regular file of at most ``limit`` bytes, checked on the open file (no race with a swap):
+    never blocks on a FIFO, never reads a device, never follows a symlink unless ``follow_symlinks``.
+    Raises ArchiveError saying why."""
+    path = Path(path)
     flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | (0 if follow_symlinks else os.O_NOFOLLOW)
     try:
         fd = os.open(path, flags)
@@ -334,7 +333,7 @@ def read_file_capped(path: str | Path, limit: int = MAX_COMPRESSED_BYTES) -> byt
     """Read a whole input file (a symlink to one is fine), refusing files over ``limit`` bytes, FIFOs and
     devices."""
     try:
-        return _read_regular_file(Path(path), limit, follow_symlinks=True)
+        return read_regular_file(Path(path), limit, follow_symlinks=True)
     except _TooLarge as exc:
         raise ArchiveError(f"file over {limit} bytes: {path}") from exc
     except ArchiveError as exc:

@@ -6,11 +6,13 @@ exists. When all items are done, the parts are assembled in sorted key order int
 final output is the same whether the run was interrupted or not (killed at any moment, resumed any number
 of times).
 
-Isolation: by default each item runs in a child process forked from the worker (or from this process with
-``workers=0``), under a wall-clock timeout and an address-space cap. A hang (a regex, pdfium, Ghostscript),
-a memory blow-up or a native crash then costs one item - its manifest row says ``failed`` with stage
-``timeout``, ``memory`` or ``crash`` - and never the batch. Temporary files of an item (Ghostscript's)
-live in ``out_dir/tmp/`` and are removed with it.
+Isolation: by default items run in a sandbox, a child process forked from the worker (or from this process
+with ``workers=0``) that takes one item at a time under a wall-clock timeout and an address-space cap, and
+is replaced when an item kills it. A hang (a regex, pdfium, Ghostscript), a memory blow-up or a native crash
+then costs one item - its manifest row says ``failed`` with stage ``timeout``, ``memory`` or ``crash`` -
+and never the batch; anything the item started (Ghostscript) is killed with it. Temporary files of items
+live in ``out_dir/tmp/`` and are removed after each item. A Dask worker that dies anyway (isolation off)
+is replaced by its nanny and its item is marked ``failed`` (stage ``worker``).
 """
 
 from __future__ import annotations
@@ -101,7 +103,7 @@ class ItemLimits:
 
     @classmethod
     def from_env(cls) -> ItemLimits:
-        """The defaults, overridden by ``SCICLIP_ITEM_TIMEOUT_S`` and ``SCICLIP_ITEM_MEMORY_MB`` (0 = none)."""
+        """The defaults, or ``SCICLIP_ITEM_TIMEOUT_S`` / ``SCICLIP_ITEM_MEMORY_MB`` when set (0 = none)."""
         timeout = float(os.environ.get(ENV_ITEM_TIMEOUT, DEFAULT_ITEM_TIMEOUT_S))
         memory = int(float(os.environ.get(ENV_ITEM_MEMORY, DEFAULT_ITEM_MEMORY_BYTES / 2**20)) * 2**20)
         return cls(timeout if timeout > 0 else None, memory if memory > 0 else None)
@@ -139,8 +141,8 @@ def process_item(
 ) -> dict[str, Any]:
     """Run ``process`` on one item, store its part atomically, return its manifest row.
 
-    With ``limits`` the item runs in a forked child process under those limits (see the module doc);
-    without, in this process.
+    With ``limits`` the item runs in this thread's sandbox process under those limits (see the module
+    doc); without, in this process.
     """
     if limits is None or not hasattr(os, "fork"):
         return _process_here(item, process, parts_dir)
@@ -187,7 +189,7 @@ def _process_isolated(
     elif kind == "timeout":
         stage, reason = "timeout", f"no result after {limits.timeout_s:g} s: item process killed"
     elif os.WIFSIGNALED(value):
-        name = signal.Signals(os.WTERMSIG(value)).name
+        name = _signal_name(os.WTERMSIG(value))
         stage, reason = (
             "crash",
             f"item process killed by {name}{limits.memory_note if name in _NATIVE_OOM else ''}",
@@ -204,6 +206,13 @@ def _process_isolated(
 
 
 _NATIVE_OOM = {"SIGABRT", "SIGSEGV", "SIGBUS", "SIGKILL"}  # how native code may die at the memory cap
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
 
 
 class _Sandbox:
@@ -302,10 +311,11 @@ class _Sandbox:
         for fd in (self._to_child, self._from_child):
             self._parent_fds.discard(fd)
             os.close(fd)
-        if kill:
+        if kill or not _exits_within(self._pidfd, _EXIT_GRACE_S * 5):
             _kill_group(self.pid)
-        status = os.waitpid(self.pid, 0)[1]
+        os.waitid(os.P_PID, self.pid, os.WEXITED | os.WNOWAIT)  # exited, not reaped: its group id is ours
         _kill_group(self.pid)  # anything it started and left behind
+        status = os.waitpid(self.pid, 0)[1]
         if self._pidfd is not None:
             os.close(self._pidfd)
         shutil.rmtree(self.scratch_root / f"sandbox-{self.pid}", ignore_errors=True)
@@ -338,12 +348,11 @@ def _sandbox_main(
                 break
             if item is None:
                 break
-            scratch.mkdir(parents=True, exist_ok=True)
+            _empty_folder(scratch)
             try:
                 kind, value = "ok", _process_here(item, process, str(parts_dir), limits.memory_note)
             except BaseException as exc:  # reported to the parent, which decides
                 kind, value = "error", exc
-            shutil.rmtree(scratch, ignore_errors=True)
             grown = limits.memory_bytes is not None and _address_space() > base + limits.memory_bytes // 2
             recycle = kind == "error" or grown or count == _Sandbox.MAX_ITEMS
             try:
@@ -355,6 +364,18 @@ def _sandbox_main(
         _flush_output()
     finally:
         os._exit(0)
+
+
+def _empty_folder(folder: Path) -> None:
+    """Make ``folder`` exist and be empty (an item's temporary files are gone before the next item)."""
+    try:
+        with os.scandir(folder) as entries:
+            dirty = any(True for _ in entries)
+    except FileNotFoundError:
+        dirty = False
+    if dirty:
+        shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True, exist_ok=True)
 
 
 def _send(fd: int, value: Any) -> None:
@@ -398,6 +419,15 @@ def _pidfd(pid: int) -> int | None:
         return os.pidfd_open(pid)
     except (AttributeError, OSError):
         return None
+
+
+def _exits_within(pidfd: int | None, seconds: float) -> bool:
+    """Whether the process behind ``pidfd`` exits within ``seconds`` (True if it cannot be watched)."""
+    if pidfd is None:
+        return True
+    poller = select.poll()
+    poller.register(pidfd, select.POLLIN)
+    return bool(poller.poll(seconds * 1000))
 
 
 def _kill_group(pid: int) -> None:
@@ -581,7 +611,7 @@ def run_extraction(
     ``isolate`` (default: on, unless ``SCICLIP_ISOLATE=0``) runs each item in a child process under
     ``limits`` (default: :meth:`ItemLimits.from_env`).
     """
-    out = Path(out_dir)
+    out = Path(out_dir).absolute()  # workers and converters (Ghostscript) run in other directories
     parts_dir = out / "parts"
     parts_dir.mkdir(parents=True, exist_ok=True)
     for leftover in parts_dir.glob("*/*.tmp"):  # parts being written when a run was killed
@@ -640,6 +670,7 @@ def _run_on_dask(
         "distributed.scheduler.allowed-failures": 1,  # an item that kills its worker twice is failed
         "distributed.scheduler.worker-saturation": 1.0,  # one task per worker: a death blames only it
         "distributed.worker.daemon": False,
+        "temporary-directory": str(parts_dir.parent / "tmp" / "dask"),  # Dask's scratch files and locks too
     }
     with dask.config.set(settings):
         if scheduler is not None:
@@ -650,8 +681,8 @@ def _run_on_dask(
                 n_workers=n_workers,
                 threads_per_worker=1,
                 processes=True,
-                dashboard_address=None,
-                local_directory=str(parts_dir.parent / "tmp" / "dask"),
+                host="127.0.0.1",  # nothing listens beyond this machine
+                dashboard_address="127.0.0.1:0",  # the scheduler's HTTP server: any free port
             )
             client = Client(cluster)
         try:

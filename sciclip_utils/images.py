@@ -30,10 +30,10 @@ GHOSTSCRIPT_TIMEOUT_S = 30.0
 GHOSTSCRIPT_DPI = 150
 GHOSTSCRIPT_MAX_SIDE = 2048  # rendered pixels on the longest side (then reduced to MAX_SIDE)
 GHOSTSCRIPT_MEMORY_BYTES = 2 * 2**30
-GHOSTSCRIPT_OUTPUT_BYTES = 256 * 2**20
-# Pillow formats a paper's figure can be in; others (e.g. TGA, which has no magic bytes) would turn junk
-# into "images"
-RASTER_FORMATS = ("PNG", "JPEG", "MPO", "GIF", "TIFF", "BMP", "WEBP", "PPM", "JPEG2000")
+GHOSTSCRIPT_OUTPUT_BYTES = 64 * 2**20  # its PNG and its messages
+# Pillow formats a paper's figure can be in. Others stay closed: some have no magic bytes (TGA), so junk would
+# decode as an "image", and Pillow's own EPS plugin would run Ghostscript without the limits below.
+RASTER_FORMATS = ("PNG", "JPEG", "GIF", "TIFF", "BMP", "WEBP", "PPM", "JPEG2000")
 
 PDF_EXTENSIONS = {".pdf"}
 POSTSCRIPT_EXTENSIONS = {".eps", ".ps", ".epsi", ".epsf"}
@@ -130,9 +130,8 @@ def render_pdf(data: bytes, size: int = MAX_SIDE) -> Image.Image:
         pdf.close()
 
 
-_BOUNDING_BOX = re.compile(
-    rb"^%%BoundingBox:[ \t]*(-?[\d.]+)[ \t]+(-?[\d.]+)[ \t]+(-?[\d.]+)[ \t]+(-?[\d.]+)", re.M
-)
+_NUMBER = rb"(-?\d+(?:\.\d*)?|-?\.\d+)"
+_BOUNDING_BOX = re.compile(rb"^%%BoundingBox:[ \t]*" + rb"[ \t]+".join([_NUMBER] * 4), re.M)
 
 
 def _postscript_dpi(data: bytes) -> float:

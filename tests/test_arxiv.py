@@ -565,3 +565,27 @@ def test_cli_exit_codes(tmp_path: Path, fixtures_dir: Path, capsys) -> None:
     arxiv.cli_configure(parser)
     args = parser.parse_args([str(kepler), "--out", str(out), "--max-papers", "1", "--workers", "0"])
     assert (args.max_papers, args.workers, args.start, args.end) == (1, 0, None, None)
+
+
+_EPS = b"""%!PS-Adobe-3.0 EPSF-3.0
+%%BoundingBox: 0 0 120 80
+0 0.4 0.8 setrgbcolor 0 0 120 80 rectfill
+showpage
+"""
+
+
+def test_eps_figures_with_a_relative_output_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tex = rb"""\documentclass{article}\begin{document}
+\begin{figure}\includegraphics{plot}\caption{An EPS plot.}\end{figure}
+\end{document}"""
+    (tmp_path / "2301.00001.tar.gz").write_bytes(_tar_gz({"main.tex": tex, "plot.eps": _EPS}))
+    monkeypatch.chdir(tmp_path)  # Ghostscript runs in its own folder: relative scratch paths must not leak
+    assert (
+        sciclip_main(
+            ["extract", "arxiv", "2301.00001.tar.gz", "--out", "out", "--workers", "0", "--no-progress"]
+        )
+        == 0
+    )
+    (sample,) = iter_samples(tmp_path / "out")
+    assert sample.text == "An EPS plot."
+    assert load_image(sample.jpg).getpixel((10, 10))[2] > 150

@@ -1,11 +1,20 @@
-"""The shared extraction runner: manifest rows, failures recorded, resume, Dask and in-process agree."""
+"""The shared extraction runner: manifest rows, failures recorded, resume, Dask and in-process agree, and
+each item isolated (hangs, memory blow-ups, crashes and dying workers cost one item, never the batch)."""
 
 from __future__ import annotations
 
+import ctypes
+import faulthandler
 import functools
 import hashlib
 import json
+import os
+import re
 import shutil
+import signal
+import subprocess
+import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -15,8 +24,12 @@ from PIL import Image
 from sciclip_utils import commonpool
 from sciclip_utils.commonpool import Record
 from sciclip_utils.extract import (
+    ENV_ISOLATE,
+    ENV_ITEM_MEMORY,
+    ENV_ITEM_TIMEOUT,
     MANIFEST_COLUMNS,
     ExtractionError,
+    ItemLimits,
     ItemResult,
     WorkItem,
     part_path,
@@ -155,3 +168,129 @@ def test_records_need_prepared_images(tmp_path: Path) -> None:
 
     with pytest.raises(TypeError):
         run_extraction(_items(1), raw, tmp_path, source="test", workers=0, progress=False)
+
+
+# --------------------------------------------------------------------------------------- per-item isolation
+def _misbehave(item: WorkItem) -> ItemResult:
+    """Good items, and items that hang (Python, C regex, a grandchild), blow memory, crash or exit."""
+    kind = item.paper_id.split("-")[0]
+    if kind == "loop":
+        while True:
+            pass
+    if kind == "regex":  # catastrophic backtracking: hangs inside C code, holding the GIL
+        re.match(r"(a+)+$", "a" * 64 + "b")
+    if kind == "child":  # a grandchild that would outlive its item
+        (Path(item.input) / f"sleeper-{os.getpid()}").write_text("")
+        subprocess.Popen(["sleep", "300"])
+        time.sleep(300)
+    if kind == "memory":
+        bytearray(3 * 2**30)
+    if kind == "segfault":
+        faulthandler.disable()  # (pytest's crash report would clutter the test output)
+        ctypes.string_at(0)
+    if kind == "exit":
+        os._exit(3)
+    if kind == "tempfile":
+        handle, name = tempfile.mkstemp()
+        os.close(handle)
+        return ItemResult([], status="skipped", stage="test", reason=name)
+    return _process(WorkItem(item.key, item.input, f"p{kind}"))
+
+
+MISBEHAVING = {
+    "loop": ("timeout", r"^no result after 2 s: item process killed$"),
+    "regex": ("timeout", r"^no result after 2 s: item process killed$"),
+    "child": ("timeout", r"^no result after 2 s: item process killed$"),
+    "memory": ("memory", r"^out of memory \(item memory cap 1024 MiB\)$"),
+    "segfault": ("crash", r"^item process killed by SIGSEGV \(item memory cap 1024 MiB\)$"),
+    "exit": ("crash", r"^item process exited with code 3, no result$"),
+}
+
+
+def _misbehaving_items(folder: Path) -> list[WorkItem]:
+    names = [f"{n}-x" for n in (0, 1, 2, 4)] + [f"{kind}-x" for kind in MISBEHAVING]
+    return [WorkItem(key=name, input=str(folder), paper_id=name) for name in sorted(names)]
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_hangs_memory_and_crashes_fail_one_item_each(tmp_path: Path, workers: int) -> None:
+    items = _misbehaving_items(tmp_path)
+    limits = ItemLimits(timeout_s=2, memory_bytes=2**30)
+    started = time.monotonic()
+    summary = run_extraction(
+        items, _misbehave, tmp_path / "out", source="test", workers=workers, limits=limits, progress=False
+    )
+    assert time.monotonic() - started < 60
+    rows = summary.manifest.set_index("paper_id")
+    for kind, (stage, reason) in MISBEHAVING.items():
+        row = rows.loc[f"{kind}-x"]
+        assert (row.status, row.stage) == ("failed", stage), kind
+        assert re.match(reason, row.reason), (kind, row.reason)
+    good = rows.loc[["0-x", "1-x", "2-x", "4-x"]]
+    assert list(good.status) == ["ok", "ok", "ok", "ok"] and summary.pairs == 8
+    run_extraction(
+        [WorkItem(f"{n}-x", str(tmp_path), f"{n}-x") for n in (0, 1, 2, 4)],
+        _misbehave, tmp_path / "clean", source="test", workers=0, progress=False,
+    )  # fmt: skip
+    assert _digests(tmp_path / "out") == _digests(tmp_path / "clean")
+    sleepers = [int(path.name.split("-")[1]) for path in tmp_path.glob("sleeper-*")]
+    assert sleepers and not any(_children_alive(pid) for pid in sleepers)  # the grandchild died with the item
+    assert not (tmp_path / "out" / "tmp").exists()
+
+
+def _children_alive(pid: int) -> bool:
+    """Whether a process started by ``pid`` (a ``sleep 300``) still runs."""
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            text = status.read_text()
+        except OSError:
+            continue
+        if f"\nPPid:\t{pid}\n" in text and "Name:\tsleep" in text:
+            return True
+    return False
+
+
+def test_item_temporary_files_stay_in_the_output_directory(tmp_path: Path) -> None:
+    items = [WorkItem(key="t", input=str(tmp_path), paper_id="tempfile-x")]
+    summary = run_extraction(items, _misbehave, tmp_path / "out", source="test", workers=0, progress=False)
+    name = Path(summary.manifest.iloc[0].reason)
+    assert name.is_relative_to(tmp_path / "out" / "tmp") and not name.exists()
+
+
+def test_isolation_off_runs_in_this_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[str] = []
+
+    def counting(item: WorkItem) -> ItemResult:
+        calls.append(item.paper_id)
+        return _process(item)
+
+    monkeypatch.setenv(ENV_ISOLATE, "0")
+    run_extraction(_items(3), counting, tmp_path, source="test", workers=0, progress=False)
+    assert calls == ["p0", "p1", "p2"]
+
+
+def test_limits_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(ENV_ITEM_TIMEOUT, "7.5")
+    monkeypatch.setenv(ENV_ITEM_MEMORY, "0")
+    assert ItemLimits.from_env() == ItemLimits(timeout_s=7.5, memory_bytes=None)
+    monkeypatch.delenv(ENV_ITEM_TIMEOUT)
+    monkeypatch.delenv(ENV_ITEM_MEMORY)
+    assert ItemLimits.from_env() == ItemLimits()
+
+
+def _kill_worker(item: WorkItem) -> ItemResult:
+    if item.paper_id == "p3":
+        os.kill(os.getpid(), signal.SIGKILL)
+    return _process(item)
+
+
+def test_a_dying_dask_worker_fails_only_its_item(tmp_path: Path) -> None:
+    """Without isolation an item that kills its worker is retried once, then marked failed; the nannies
+    replace the workers and the other items finish."""
+    summary = run_extraction(
+        _items(6), _kill_worker, tmp_path, source="test", workers=2, isolate=False, progress=False
+    )
+    rows = summary.manifest.set_index("paper_id")
+    assert (rows.loc["p3", "status"], rows.loc["p3", "stage"]) == ("failed", "worker")
+    assert "KilledWorker" in rows.loc["p3", "reason"]
+    assert list(rows.drop(index="p3").status) == ["ok", "ok", "ok", "ok", "failed"]
