@@ -23,6 +23,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from sciclip_utils.sample_corpus_io import pdf_document as pdf_file
+
 MIB = 2**20
 GIB = 2**30
 
@@ -120,18 +122,8 @@ def pdf_document(pages: int = 1, user_password: str | None = None) -> bytes:
     objects += [b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 200 100] /Contents 3 0 R >>"] * pages
     if encrypt:
         objects.append(encrypt.encode())
-    out = bytearray(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
-    offsets = []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
-    trailer = f"<< /Size {len(objects) + 1} /Root 1 0 R /ID [<{file_id.hex()}> <{file_id.hex()}>]"
-    trailer += f" /Encrypt {len(objects)} 0 R >>" if encrypt else " >>"
-    out += b"trailer\n" + trailer.encode() + b"\nstartxref\n%d\n%%%%EOF\n" % xref
-    return bytes(out)
+    trailer = f" /ID [<{file_id.hex()}> <{file_id.hex()}>]"
+    return pdf_file(objects, trailer + (f" /Encrypt {len(objects)} 0 R" if encrypt else ""))
 
 
 def eps(body: str, bbox: str = "0 0 200 100") -> bytes:

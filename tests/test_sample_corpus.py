@@ -280,15 +280,28 @@ def test_eval_images_are_held_out_and_the_near_duplicates_are_where_the_summary_
             assert copy in files.values(), plant
 
 
-def test_extractors_read_the_corpus_with_only_the_planted_skips(
-    tiny_corpus: tuple[Path, CorpusSummary], tmp_path: Path
-) -> None:
+@pytest.fixture(scope="session")
+def tiny_extracted(tiny_corpus: tuple[Path, CorpusSummary], tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """The tiny corpus run through both extractors, once per test session."""
     from sciclip_utils.arxiv import extract_arxiv
-    from sciclip_utils.commonpool import read_metadata
     from sciclip_utils.pmc import extract_pmc
 
+    out, _ = tiny_corpus
+    folder = tmp_path_factory.mktemp("extracted")
+    return {
+        "arxiv": extract_arxiv([out / "arxiv"], folder / "arxiv", workers=2, progress=False),
+        "pmc": extract_pmc([out / "pmc"], folder / "pmc", workers=2, progress=False),
+        "folder": folder,
+    }
+
+
+def test_extractors_read_the_corpus_with_only_the_planted_skips(
+    tiny_corpus: tuple[Path, CorpusSummary], tiny_extracted: dict
+) -> None:
+    from sciclip_utils.commonpool import read_metadata
+
     out, summary = tiny_corpus
-    arxiv = extract_arxiv([out / "arxiv"], tmp_path / "arxiv", workers=2, progress=False)
+    arxiv, pmc, folder = tiny_extracted["arxiv"], tiny_extracted["pmc"], tiny_extracted["folder"]
     manifest = arxiv.manifest
     assert arxiv.counts.get("failed", 0) == 0, manifest[manifest.status == "failed"].to_dict("records")
     skipped = manifest[manifest.status == "skipped"]
@@ -296,8 +309,10 @@ def test_extractors_read_the_corpus_with_only_the_planted_skips(
     ok = manifest[manifest.status == "ok"].set_index("paper_id").pairs_written.to_dict()
     assert ok == summary.arxiv["pairs_by_paper"]
     assert arxiv.pairs == summary.arxiv["expected_pairs"]
+    ok_rows = manifest[manifest.status == "ok"].itertuples()
+    problems = {(row.paper_id, problem.split(":")[0]) for row in ok_rows for problem in row.problems}
+    assert problems == {(entry["id"], entry["figure"]) for entry in summary.arxiv["figure_skips"]}
 
-    pmc = extract_pmc([out / "pmc"], tmp_path / "pmc", workers=2, progress=False)
     manifest = pmc.manifest
     assert pmc.counts.get("failed", 0) == 0, manifest[manifest.status == "failed"].to_dict("records")
     skipped = manifest[manifest.status == "skipped"]
@@ -311,10 +326,38 @@ def test_extractors_read_the_corpus_with_only_the_planted_skips(
     extracted = {
         (source, row.paper_id, row.figure_id)
         for source in ("arxiv", "pmc")
-        for row in read_metadata(tmp_path / source).itertuples()
+        for row in read_metadata(folder / source).itertuples()
     }
     for plant in summary.near_duplicates:
         if plant["target"] in ("arxiv", "pmc"):
             assert (plant["target"], plant["paper_id"], plant["figure_id"]) in extracted, plant
     summary_file = json.loads((out / "corpus_summary.json").read_text())
     assert summary_file["near_duplicates"] == summary.near_duplicates
+
+
+def test_decontamination_at_the_tiny_profile_removes_the_planted_near_duplicates(
+    tiny_corpus: tuple[Path, CorpusSummary], tiny_extracted: dict, tmp_path: Path
+) -> None:
+    from sciclip_utils.commonpool import read_metadata
+    from sciclip_utils.decontaminate import decontaminate
+    from sciclip_utils.profiles import get_profile
+
+    out, summary = tiny_corpus
+    profile = get_profile("tiny")
+    data = {"arxiv": tiny_extracted["folder"] / "arxiv", "pmc": tiny_extracted["folder"] / "pmc",
+            "commonpool": out / "commonpool"}  # fmt: skip
+    for source, data_dir in data.items():
+        report = decontaminate(data_dir, [out / "evalsets"], tmp_path / source, progress=False,
+                               descriptor=profile["decontam_descriptor"], threshold=profile["decontam_threshold"])  # fmt: skip
+        meta = read_metadata(data_dir).set_index("uid")
+        removed = {
+            (str(meta.at[row.uid, "paper_id"]), str(meta.at[row.uid, "figure_id"])): (row.dedup_eval_set, Path(row.dedup_eval_image).stem)
+            for row in report.scores[report.scores.removed].itertuples()
+        }  # fmt: skip
+        planted = {
+            (plant["paper_id"], plant["figure_id"]): (plant["eval_task"], plant["eval_key"])
+            for plant in summary.near_duplicates
+            if plant["target"] == source
+        }
+        assert planted and {key: removed.get(key) for key in planted} == planted, (source, removed)
+        assert len(removed) - len(planted) <= 0.01 * report.samples, (source, removed)
