@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
+import os
 import shutil
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -84,6 +85,22 @@ class CorpusSummary:
         path = Path(path)
         return cls(**json.loads((path / "corpus_summary.json" if path.is_dir() else path).read_text()))
 
+    def overview(self) -> Any:
+        """One row per source: items, expected ok items, planted skips, figures, figures without a pair and
+        expected pairs (a pandas DataFrame)."""
+        import pandas as pd
+
+        def row(part: dict[str, Any], items: str) -> dict[str, int]:
+            return {"items": part[items], "expected ok": part["expected_ok"], "planted skips": len(part["skipped"]),
+                    "figures": part["figures"], "figures without a pair": len(part["figure_skips"]),
+                    "expected pairs": part["expected_pairs"]}  # fmt: skip
+
+        pool = self.commonpool
+        web = {"items": pool["images"], "expected ok": pool["written"], "planted skips": 0,
+               "figures": pool["images"], "figures without a pair": 0, "expected pairs": pool["written"]}  # fmt: skip
+        rows = {"arXiv": row(self.arxiv, "papers"), "PMC": row(self.pmc, "inputs"), "web pool": web}
+        return pd.DataFrame.from_dict(rows, orient="index").rename_axis("source")
+
 
 def generate_sample_corpus(
     out_dir: str | Path,
@@ -92,15 +109,22 @@ def generate_sample_corpus(
     size: str = "tiny",
     workers: int | None = None,
     progress: bool = False,
+    reuse: bool = False,
 ) -> CorpusSummary:
     """Generate the sample corpus under ``out_dir`` (its corpus parts are replaced) and return the summary.
 
-    ``workers`` processes draw the figures (default: up to 2); the output does not depend on it.
+    ``workers`` processes draw the figures (default: up to 2); the output does not depend on it. With
+    ``reuse``, a complete corpus already there from the same seed, size and generator version is kept.
     """
     from sciclip_utils.sample_corpus_eval import EVAL_TASKS, eval_key
 
     if size not in SIZES:
         raise ValueError(f"unknown corpus size {size!r}; known sizes: {', '.join(SIZES)}")
+    existing = Path(out_dir) / "corpus_summary.json"  # written last: its presence means complete
+    if reuse and existing.is_file():
+        summary = CorpusSummary.load(existing)
+        if (summary.seed, summary.size, summary.version) == (seed, size, GENERATOR_VERSION):
+            return summary
     preset = SIZES[size]
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -131,7 +155,8 @@ def generate_sample_corpus(
         "evalsets": dict(sum((Counter({EVAL_TASKS[t].ext: i["samples"]}) for t, i in summary.evalsets.items()), Counter())),
     }  # fmt: skip
     text = json.dumps(asdict(summary), indent=1, sort_keys=True, ensure_ascii=False) + "\n"
-    (out / "corpus_summary.json").write_text(text, encoding="utf-8")
+    (out / "corpus_summary.json.tmp").write_text(text, encoding="utf-8")
+    os.replace(out / "corpus_summary.json.tmp", out / "corpus_summary.json")
     return summary
 
 

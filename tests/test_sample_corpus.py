@@ -361,3 +361,17 @@ def test_decontamination_at_the_tiny_profile_removes_the_planted_near_duplicates
         }
         assert planted and {key: removed.get(key) for key in planted} == planted, (source, removed)
         assert len(removed) - len(planted) <= 0.01 * report.samples, (source, removed)
+
+
+def test_reuse_keeps_a_complete_corpus_and_the_overview_counts_it(
+    tiny_corpus: tuple[Path, CorpusSummary],
+) -> None:
+    out, summary = tiny_corpus
+    before = _digests(out)
+    assert generate_sample_corpus(out, seed=0, size="tiny", reuse=True) == CorpusSummary.load(out)
+    assert _digests(out) == before
+    overview = summary.overview()
+    assert list(overview.index) == ["arXiv", "PMC", "web pool"]
+    assert overview.loc["arXiv", "expected pairs"] == summary.arxiv["expected_pairs"]
+    assert overview.loc["PMC", "planted skips"] == len(summary.pmc["skipped"])
+    assert overview.loc["web pool", "items"] == summary.commonpool["images"]
