@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import argparse
 import bisect
-import os
 import posixpath
 import re
-import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -35,7 +33,15 @@ from .archives import (
     read_package,
 )
 from .commonpool import Record
-from .extract import ExtractionError, ItemResult, WorkItem, run_extraction
+from .extract import (
+    ExtractionError,
+    ItemLimits,
+    ItemResult,
+    WorkItem,
+    add_extraction_options,
+    run_extraction,
+    run_extraction_cli,
+)
 from .images import MAX_SIDE, ImageError, composite, load_image, prepare_image, to_rgb
 
 if TYPE_CHECKING:
@@ -738,11 +744,13 @@ def extract_arxiv(
     progress: bool = True,
     start: str | None = None,
     end: str | None = None,
+    limits: ItemLimits | None = None,
 ) -> ExtractionSummary:
     """Extract figure-caption pairs from arXiv sources into a CommonPool dataset at ``out_dir``
     (``shards/``, ``sizes.json``, ``manifest.parquet``); reruns skip papers already done.
 
-    ``start``/``end`` (``YYMM``) keep bulk tars (and arXiv-id named papers) of those months.
+    ``start``/``end`` (``YYMM``) keep bulk tars (and arXiv-id named papers) of those months. ``limits``:
+    per-paper time and memory (default: :meth:`ItemLimits.from_env`).
     """
     items = build_work_items(inputs, start=start, end=end)
     return run_extraction(
@@ -755,6 +763,7 @@ def extract_arxiv(
         max_items=max_papers,
         samples_per_shard=samples_per_shard,
         progress=progress,
+        limits=limits,
     )
 
 
@@ -766,16 +775,6 @@ def _yymm_arg(value: str) -> str:
     return value
 
 
-def _count(minimum: int) -> Callable[[str], int]:
-    def parse(value: str) -> int:
-        number = int(value)
-        if number < minimum:
-            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
-        return number
-
-    return parse
-
-
 def cli_configure(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``sciclip extract arxiv``."""
     parser.add_argument(
@@ -785,15 +784,6 @@ def cli_configure(parser: argparse.ArgumentParser) -> None:
         help="bulk tars, arXiv_src_manifest.xml, per-paper .gz/.tar.gz/.tar, source dirs, "
         "or folders of these",
     )
-    parser.add_argument("--out", required=True, help="output dataset directory")
-    parser.add_argument(
-        "--workers",
-        type=_count(0),
-        default=None,
-        help="Dask worker processes (default: CPU count; 0 = in this process)",
-    )
-    parser.add_argument("--scheduler", default=None, help="address of an existing Dask scheduler")
-    parser.add_argument("--max-papers", type=_count(1), default=None, help="process at most N papers")
     parser.add_argument(
         "--from",
         dest="start",
@@ -810,48 +800,10 @@ def cli_configure(parser: argparse.ArgumentParser) -> None:
         metavar="YYMM",
         help="last month of bulk tars to take",
     )
-    parser.add_argument("--samples-per-shard", type=_count(1), default=10_000)
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-
-
-def _writable_problem(out_dir: Path) -> str | None:
-    """Why ``out_dir`` cannot be created or written to, or None."""
-    existing = out_dir
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if not existing.is_dir():
-        return f"output directory {out_dir} cannot be created: {existing} is not a directory"
-    if not os.access(existing, os.W_OK | os.X_OK):
-        return f"output directory {out_dir} is not writable"
-    return None
+    add_extraction_options(parser)
 
 
 def cli_run(args: argparse.Namespace) -> int:
-    """Run ``sciclip extract arxiv``; 0 when the batch ran to the end (failed papers are in the manifest)."""
-    problem = _writable_problem(Path(args.out))
-    if problem:
-        print(f"error: {problem}", file=sys.stderr)
-        return 2
-    try:
-        items = build_work_items(args.inputs, start=args.start, end=args.end)
-    except (FileNotFoundError, ValueError, ArchiveError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    try:
-        summary = run_extraction(
-            items,
-            process_item,
-            args.out,
-            source=SOURCE,
-            workers=args.workers,
-            scheduler=args.scheduler,
-            max_items=args.max_papers,
-            samples_per_shard=args.samples_per_shard,
-            progress=not args.no_progress,
-        )
-    except OSError as error:  # scheduler unreachable, disk full: the run itself cannot go on
-        print(f"error: the extraction could not run: {type(error).__name__}: {error}", file=sys.stderr)
-        return 1
-    counts = ", ".join(f"{status} {n}" for status, n in sorted(summary.counts.items()))
-    print(f"arxiv: {len(items)} paper(s) found; {counts}; {summary.pairs} pairs -> {summary.out_dir}")
-    return 0
+    """Run ``sciclip extract arxiv`` (exit codes: :func:`~sciclip_utils.extract.run_extraction_cli`)."""
+    extract = partial(extract_arxiv, args.inputs, args.out, start=args.start, end=args.end)
+    return run_extraction_cli(args, extract, SOURCE, "papers")

@@ -13,15 +13,19 @@ then costs one item - its manifest row says ``failed`` with stage ``timeout``, `
 and never the batch; anything the item started (Ghostscript) is killed with it. Temporary files of items
 live in ``out_dir/tmp/`` and are removed after each item. A Dask worker that dies anyway (isolation off)
 is replaced by its nanny and its item is marked ``failed`` (stage ``worker``).
+
+The ``sciclip extract SOURCE`` commands share their run options and exit codes (:func:`run_extraction_cli`).
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import gc
 import hashlib
 import io
 import json
+import math
 import os
 import pickle
 import select
@@ -32,11 +36,11 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, NoReturn
 
-from sciclip_utils.archives import read_file_capped, read_member
+from sciclip_utils.archives import ArchiveError, read_file_capped, read_member
 from sciclip_utils.commonpool import Record, WriteStats, write_dataset
 from sciclip_utils.images import PreparedImage
 
@@ -774,3 +778,102 @@ def _write_json(path: Path, value: dict[str, Any]) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(value, sort_keys=True))
     os.replace(tmp, path)
+
+
+# ------------------------------------------------------------------------------------------------------ CLI
+def _at_least(minimum: int, kind: type = int) -> Callable[[str], Any]:
+    def parse(value: str) -> Any:
+        number = kind(value)
+        if not minimum <= number < math.inf:
+            raise argparse.ArgumentTypeError(f"must be a number >= {minimum}, got {value}")
+        return number
+
+    return parse
+
+
+def add_extraction_options(parser: argparse.ArgumentParser) -> None:
+    """The options every ``sciclip extract SOURCE`` has (read by :func:`run_extraction_cli`)."""
+    parser.add_argument(
+        "--out", required=True, metavar="DIR", help="output folder (shards/, sizes.json, manifest.parquet)"
+    )
+    parser.add_argument(
+        "--workers",
+        type=_at_least(0),
+        default=None,
+        metavar="N",
+        help="Dask worker processes (default: CPU count; 0 = in this process)",
+    )
+    parser.add_argument("--scheduler", default=None, help="address of an existing Dask scheduler")
+    parser.add_argument(
+        "--max-papers", type=_at_least(1), default=None, metavar="N", help="process at most N papers"
+    )
+    parser.add_argument(
+        "--samples-per-shard", type=_at_least(1), default=10_000, metavar="N", help="samples per shard"
+    )
+    parser.add_argument(
+        "--item-timeout-s",
+        type=_at_least(0, float),
+        default=None,
+        metavar="S",
+        help=f"seconds per item before it is killed and failed (0 = none; default: ${ENV_ITEM_TIMEOUT} or "
+        f"{DEFAULT_ITEM_TIMEOUT_S:g})",
+    )
+    parser.add_argument(
+        "--item-memory-mb",
+        type=_at_least(0),
+        default=None,
+        metavar="MIB",
+        help=f"address space per item beyond the worker's, MiB (0 = none; default: ${ENV_ITEM_MEMORY} or "
+        f"{DEFAULT_ITEM_MEMORY_BYTES // 2**20})",
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _writable_problem(out_dir: Path) -> str | None:
+    """Why ``out_dir`` cannot be created or written to, or None."""
+    existing = out_dir
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"output directory {out_dir} cannot be created: {existing} is not a directory"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"output directory {out_dir} is not writable"
+    return None
+
+
+def run_extraction_cli(
+    args: argparse.Namespace, extract: Callable[..., ExtractionSummary], source: str, unit: str
+) -> int:
+    """Call ``extract`` (an ``extract_*`` with its inputs and own options bound) with the shared options.
+
+    Returns 0 when the batch ran to the end (failed items are in the manifest), 2 for bad inputs or
+    options or an unusable ``--out``, 1 when the run itself could not go on (scheduler unreachable, disk
+    full).
+    """
+    problem = _writable_problem(Path(args.out))
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    try:
+        limits = ItemLimits.from_env()
+        if args.item_timeout_s is not None:
+            limits = replace(limits, timeout_s=args.item_timeout_s or None)
+        if args.item_memory_mb is not None:
+            limits = replace(limits, memory_bytes=args.item_memory_mb * 2**20 or None)
+        summary = extract(
+            workers=args.workers,
+            scheduler=args.scheduler,
+            max_papers=args.max_papers,
+            samples_per_shard=args.samples_per_shard,
+            progress=not args.no_progress,
+            limits=limits,
+        )
+    except (FileNotFoundError, PermissionError, ValueError, ArchiveError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:
+        print(f"error: the extraction could not run: {type(error).__name__}: {error}", file=sys.stderr)
+        return 1
+    counts = ", ".join(f"{n} {status}" for status, n in summary.counts.items())
+    print(f"{source}: {len(summary.manifest)} {unit} ({counts}), {summary.pairs} pairs -> {summary.out_dir}")
+    return 0

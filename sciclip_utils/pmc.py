@@ -20,7 +20,6 @@ import functools
 import json
 import os
 import re
-import stat
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -29,8 +28,23 @@ from typing import Any
 
 from lxml import etree
 
-from sciclip_utils.archives import MAX_MEMBER_BYTES, ArchiveError, read_file_capped, read_package
-from sciclip_utils.extract import ExtractionError, ExtractionSummary, ItemResult, WorkItem, run_extraction
+from sciclip_utils.archives import (
+    MAX_MEMBER_BYTES,
+    ArchiveError,
+    read_file_capped,
+    read_package,
+    read_regular_file,
+)
+from sciclip_utils.extract import (
+    ExtractionError,
+    ExtractionSummary,
+    ItemLimits,
+    ItemResult,
+    WorkItem,
+    add_extraction_options,
+    run_extraction,
+    run_extraction_cli,
+)
 
 SOURCE = "pmc"
 XLINK_HREF = "{http://www.w3.org/1999/xlink}href"
@@ -431,6 +445,7 @@ for _language, _words in _STOPWORDS.items():
 _WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?")
 _LETTER = re.compile(r"[^\W\d_]")
 _LATIN_LETTER = re.compile(r"[A-Za-z\u00C0-\u024F]")
+_NON_LATIN_LETTER = re.compile(r"[^\W\d_A-Za-z\u00C0-\u024F]")
 MIN_WORDS = 4
 MIN_STOPWORD_RATIO = 0.08
 
@@ -444,14 +459,12 @@ def detect_language(text: str, hint: str | None = None) -> str:
     article's ``xml:lang``) or ``"und"`` (undetermined); a hint also breaks ties.
     """
     fallback = _normalize_language(hint) or "und"
-    if len(_LATIN_LETTER.findall(text)) * 2 < len(_LETTER.findall(text)):
+    if _NON_LATIN_LETTER.search(text) and len(_LATIN_LETTER.findall(text)) * 2 < len(_LETTER.findall(text)):
         return "und" if fallback == "en" else fallback
     words = _WORD.findall(text.lower())
     if len(words) < MIN_WORDS:
         return fallback
-    hits: Counter[str] = Counter()
-    for word in words:
-        hits.update(_WORD_LANGUAGES.get(word, ()))
+    hits = Counter(language for word in words for language in _WORD_LANGUAGES.get(word, ()))
     if not hits:
         return fallback
     best = max(hits, key=lambda lang: (hits[lang], lang == fallback))
@@ -708,16 +721,14 @@ def open_article(item: WorkItem) -> tuple[ArticleFiles, str]:
 
 
 def _folder_files(folder: Path) -> ArticleFiles:
-    """Regular files directly in ``folder``, read on demand (no symlinks, the archive size cap)."""
+    """Regular files directly in ``folder``, read on demand by :func:`read_regular_file` (no symlinks,
+    FIFOs or devices; the archive member size cap)."""
 
     def read(name: str) -> bytes:
-        path = folder / name
-        info = path.lstat()
-        if not stat.S_ISREG(info.st_mode):
-            raise ArchiveError(f"{name} is not a regular file")
-        if info.st_size > MAX_MEMBER_BYTES:
-            raise ArchiveError(f"{name} is over {MAX_MEMBER_BYTES} bytes")
-        return path.read_bytes()
+        try:
+            return read_regular_file(folder / name, MAX_MEMBER_BYTES)
+        except ArchiveError as exc:
+            raise ArchiveError(f"{name}: {exc}") from exc
 
     return ArticleFiles([entry.name for entry in _regular_files(folder)], read, [])
 
@@ -735,7 +746,7 @@ def _choose_xml(names: list[str], paper_id: str) -> str:
 def process_article(item: WorkItem, options: Options) -> ItemResult:
     """Extract one article's pairs (images prepared here, on the worker)."""
     from sciclip_utils.commonpool import Record
-    from sciclip_utils.images import ImageError, composite, load_image, prepare_image
+    from sciclip_utils.images import MAX_SIDE, ImageError, composite, load_image, prepare_image
 
     plan = _plan(options)
     listed = plan["licenses"].get(item.paper_id)
@@ -788,7 +799,8 @@ def process_article(item: WorkItem, options: Options) -> ItemResult:
             if len(paths) == 1:
                 prepared = prepare_image(files.read(paths[0]), paths[0])
             else:
-                prepared = prepare_image(composite([load_image(files.read(p), p) for p in paths]))
+                panels = [load_image(files.read(p), p, max_side=MAX_SIDE) for p in paths]
+                prepared = prepare_image(composite(panels))
         except (ImageError, ArchiveError) as exc:
             kinds["unreadable image"] += 1
             result.problems.append(f"{figure.figure_id}: unreadable image {', '.join(paths)}: {exc}")
@@ -834,13 +846,15 @@ def extract_pmc(
     max_papers: int | None = None,
     samples_per_shard: int = 10_000,
     progress: bool = True,
+    limits: ItemLimits | None = None,
 ) -> ExtractionSummary:
     """Extract figure-caption pairs from PMC OA inputs into CommonPool shards under ``out_dir``.
 
     ``file_list``: ``oa_file_list.csv`` path(s) giving each article's licence (default: any such file found
     in the input folders; else the licence in the XML). ``license``: ``any``, ``commercial`` (CC0, PD,
     CC BY, CC BY-SA, CC BY-ND) or ``noncommercial`` (also the NC variants). ``language``: keep only
-    captions detected in this language (e.g. ``"en"``). ``workers=0`` runs in this process.
+    captions detected in this language (e.g. ``"en"``). ``workers=0`` runs in this process. ``limits``:
+    per-article time and memory (default: :meth:`ItemLimits.from_env`).
     """
     if license not in LICENSE_FILTERS:
         raise ValueError(f"unknown license filter {license!r}; choose one of {', '.join(LICENSE_FILTERS)}")
@@ -880,6 +894,7 @@ def extract_pmc(
         max_items=max_papers,
         samples_per_shard=samples_per_shard,
         progress=progress,
+        limits=limits,
     )
 
 
@@ -889,31 +904,20 @@ def cli_configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "inputs", nargs="+", metavar="INPUT", help="PMCnnn.tar.gz, PMCnnn.V/ folder, .nxml/.xml"
     )
-    parser.add_argument("--out", required=True, help="output folder (shards/, sizes.json, manifest.parquet)")
     parser.add_argument("--file-list", action="append", help=f"{FILE_LIST_NAME} with licences (repeatable)")
     parser.add_argument("--license", default="any", choices=sorted(LICENSE_FILTERS), help="licence filter")
     parser.add_argument("--language", default=None, help="keep captions in this language only, e.g. en")
-    parser.add_argument("--workers", type=int, default=None, help="Dask worker processes (0: in-process)")
-    parser.add_argument("--scheduler", default=None, help="address of an existing Dask scheduler")
-    parser.add_argument("--max-papers", type=int, default=None, help="process at most this many articles")
-    parser.add_argument("--samples-per-shard", type=int, default=10_000, help="samples per shard")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_extraction_options(parser)
 
 
 def cli_run(args: argparse.Namespace) -> int:
-    """Run ``sciclip extract pmc``; 0 when the batch ran to the end (failed items are in the manifest)."""
-    summary = extract_pmc(
+    """Run ``sciclip extract pmc`` (exit codes: :func:`~sciclip_utils.extract.run_extraction_cli`)."""
+    extract = functools.partial(
+        extract_pmc,
         args.inputs,
         args.out,
         file_list=args.file_list,
         license=args.license,
         language=args.language,
-        workers=args.workers,
-        scheduler=args.scheduler,
-        max_papers=args.max_papers,
-        samples_per_shard=args.samples_per_shard,
-        progress=not args.no_progress,
     )
-    counts = ", ".join(f"{n} {status}" for status, n in summary.counts.items())
-    print(f"pmc: {len(summary.manifest)} articles ({counts}), {summary.pairs} pairs -> {summary.out_dir}")
-    return 0
+    return run_extraction_cli(args, extract, SOURCE, "articles")

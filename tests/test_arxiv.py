@@ -565,6 +565,14 @@ def test_cli_exit_codes(tmp_path: Path, fixtures_dir: Path, capsys) -> None:
     arxiv.cli_configure(parser)
     args = parser.parse_args([str(kepler), "--out", str(out), "--max-papers", "1", "--workers", "0"])
     assert (args.max_papers, args.workers, args.start, args.end) == (1, 0, None, None)
+    assert (args.item_timeout_s, args.item_memory_mb) == (None, None)  # the environment's, or the defaults
+    args = parser.parse_args(
+        [str(kepler), "--out", str(out), "--item-timeout-s", "2.5", "--item-memory-mb", "0"]
+    )
+    assert (args.item_timeout_s, args.item_memory_mb) == (2.5, 0)
+    for bad in (["--item-timeout-s", "-1"], ["--item-timeout-s", "nan"], ["--item-memory-mb", "1.5"]):
+        with pytest.raises(SystemExit):
+            parser.parse_args([str(kepler), "--out", str(out), *bad])
 
 
 _EPS = b"""%!PS-Adobe-3.0 EPSF-3.0

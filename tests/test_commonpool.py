@@ -15,7 +15,7 @@ from PIL import Image
 
 from sciclip_utils import commonpool
 from sciclip_utils.commonpool import Record, ShardWriter, write_dataset
-from sciclip_utils.images import MAX_SIDE, prepare_image
+from sciclip_utils.images import MAX_SIDE, load_image, prepare_image
 
 
 def _image(seed: int, size: tuple[int, int] = (96, 64)) -> Image.Image:
@@ -165,6 +165,23 @@ def test_image_modes_become_rgb_with_white_transparency(mode: str) -> None:
 def test_prepare_only_shrinks() -> None:
     small = prepare_image(_image(1, (100, 40)))
     assert Image.open(io.BytesIO(small.jpeg)).size == (100, 40)
+
+
+@pytest.mark.parametrize("mode", ["RGB", "L", "CMYK"])
+def test_large_jpegs_are_decoded_reduced_with_their_file_size_recorded(mode: str) -> None:
+    """A JPEG over twice the output size is decoded at 1/2, 1/4 or 1/8 scale: same result as decoding it
+    in full, the original size is the file's."""
+    x, y = np.meshgrid(np.linspace(0, 255, 2100), np.linspace(0, 255, 1000))
+    rgb = Image.fromarray(np.stack([x, y, 255 - x], axis=-1).astype(np.uint8))
+    buffer = io.BytesIO()
+    rgb.convert(mode).save(buffer, format="JPEG", quality=95)
+    assert load_image(buffer.getvalue(), "figure.jpg", max_side=MAX_SIDE).size == (525, 250)  # 1/4 scale
+    prepared = prepare_image(buffer.getvalue(), "figure.jpg")
+    assert (prepared.original_width, prepared.original_height) == (2100, 1000)
+    reduced = Image.open(io.BytesIO(prepared.jpeg))
+    full = Image.open(io.BytesIO(prepare_image(Image.open(io.BytesIO(buffer.getvalue()))).jpeg))
+    assert reduced.mode == "RGB" and reduced.size == full.size == (MAX_SIDE, 244)
+    assert np.abs(np.asarray(reduced, float) - np.asarray(full, float)).mean() < 2
 
 
 def test_uid_subset_roundtrip_and_apply(tmp_path: Path) -> None:

@@ -123,7 +123,7 @@ def _kill_and_resume(
         when, certain = _kill_condition(kind, rng, items - _parts(out), shards - _shards(out), seconds)
         killed.append(_run_and_kill(_command(source, inputs, out, workers), out, when))
         assert killed[-1] or not certain
-    assert sum(killed) >= kills // 2, killed
+    assert any(killed), killed  # every certain kill is checked above; random-time ones may come too late
     subprocess.run(_command(source, inputs, out, workers), check=True, capture_output=True, timeout=300)
     assert _files(out) == _files(clean)
     pd.testing.assert_frame_equal(_manifest(out), _manifest(clean))

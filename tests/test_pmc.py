@@ -5,8 +5,12 @@ from __future__ import annotations
 import http.server
 import io
 import shutil
+import struct
+import subprocess
+import sys
 import tarfile
 import threading
+import zlib
 from pathlib import Path
 
 import pandas as pd
@@ -452,9 +456,57 @@ def test_cli_exit_codes(pmc_dir: Path, tmp_path: Path, capsys: pytest.CaptureFix
     assert cli.main([*args, *missing_list]) == 2
     assert "file list not found" in capsys.readouterr().err
     assert cli.main([*args, "--out", str(out), "--language", "english!"]) == 2
+    (tmp_path / "file").write_text("x")
+    assert cli.main([*args, "--out", str(tmp_path / "file" / "out")]) == 2
+    assert "not a directory" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exit_info:
         cli.main([*args, "--out", str(out), "--license", "free"])
     assert exit_info.value.code == 2
+
+
+def _one_figure_article(folder: Path, image_name: str, image: bytes) -> None:
+    """A 2026-layout article folder whose one figure is ``image_name``."""
+    folder.mkdir(parents=True)
+    (folder / f"{folder.name}.xml").write_text(
+        '<article xmlns:xlink="http://www.w3.org/1999/xlink"><body><fig id="f1"><caption><p>The only figure '
+        f'of the article.</p></caption><graphic xlink:href="{image_name}"/></fig></body></article>'
+    )
+    (folder / image_name).write_bytes(image)
+
+
+def _png_claiming(width: int, height: int) -> bytes:
+    """A PNG header for ``width`` x ``height`` RGB pixels, with (almost) no pixel data."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    chunks = [(b"IHDR", header), (b"IDAT", zlib.compress(bytes(64))), (b"IEND", b"")]
+    return b"\x89PNG\r\n\x1a\n" + b"".join(chunk(kind, data) for kind, data in chunks)
+
+
+@pytest.mark.skipif(shutil.which("gs") is None, reason="Ghostscript (gs) is not installed")
+def test_cli_item_limits_fail_only_the_items_over_them(tmp_path: Path) -> None:
+    """``--item-timeout-s`` and ``--item-memory-mb`` reach the run: an EPS that never ends is killed at the
+    timeout, a figure whose pixels (9000 x 9000) need more than the memory cap fails, the rest is kept.
+
+    The command runs in a new process, as it is used: a sandbox forked from this long-lived test process
+    would inherit its freed-but-mapped heap, room that the cap (address space beyond the worker's own)
+    does not count."""
+    inputs = tmp_path / "in"
+    _one_figure_article(inputs / "PMC1.1", "f1.jpg", _jpeg((200, 0, 0)))
+    _one_figure_article(inputs / "PMC2.1", "f1.eps", b"%!PS-Adobe-3.0 EPSF-3.0\n{} loop\n")
+    _one_figure_article(inputs / "PMC3.1", "f1.png", _png_claiming(9000, 9000))
+    args = ["extract", "pmc", str(inputs), "--out", str(tmp_path / "out"), "--workers", "0", "--no-progress"]
+    limits = ["--item-timeout-s", "1", "--item-memory-mb", "128"]
+    command = [sys.executable, "-c", "import sys; from sciclip_utils.cli import main; sys.exit(main())"]
+    subprocess.run([*command, *args, *limits], check=True, capture_output=True, timeout=120)
+    manifest = pd.read_parquet(tmp_path / "out" / "manifest.parquet")
+    assert {row.paper_id: (row.status, row.stage, row.reason) for row in manifest.itertuples()} == {
+        "PMC1": ("ok", None, None),
+        "PMC2": ("failed", "timeout", "no result after 1 s: item process killed"),
+        "PMC3": ("failed", "memory", "out of memory (item memory cap 128 MiB)"),
+    }
 
 
 def test_unsafe_package_members_are_skipped_and_recorded(tmp_path: Path) -> None:
