@@ -221,9 +221,8 @@ def _read_tar(
                     return package
                 if member.isdir():
                     continue
-                if (
-                    member.offset_data + member.size > max_total_bytes
-                ):  # stop before unpacking (or skipping) it
+                # stop before unpacking (or skipping) it
+                if member.offset_data + member.size > max_total_bytes:
                     reason = f"total unpacked size over {max_total_bytes} bytes; rest not read"
                     package.skipped.append((member.name, reason))
                     return package

@@ -84,7 +84,10 @@ def shard_dir(data_dir: str | Path) -> Path:
     return data_dir / "shards" if (data_dir / "shards").is_dir() else data_dir
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that readers see the old file or the whole new one, never a part: via
+    ``<name>.tmp`` (which a rerun after a crash overwrites), then a rename. Creates the parent folder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_bytes(data)
     os.replace(tmp, path)
@@ -207,7 +210,7 @@ class ShardWriter:
         table = pa.Table.from_pylist([{c: row.get(c) for c in columns} for row in self._rows])
         buffer = io.BytesIO()
         pq.write_table(table, buffer)
-        _atomic_write(self.shards / f"{name}.parquet", buffer.getvalue())
+        atomic_write(self.shards / f"{name}.parquet", buffer.getvalue())
         stats = {
             "count": len(self._rows),
             "successes": len(self._rows),
@@ -216,9 +219,7 @@ class ShardWriter:
             "duplicates": self._shard_duplicates,
             "input_consumed": self._consumed,
         }
-        _atomic_write(
-            self.shards / f"{name}_stats.json", json.dumps(stats, indent=2, sort_keys=True).encode()
-        )
+        atomic_write(self.shards / f"{name}_stats.json", json.dumps(stats, indent=2, sort_keys=True).encode())
         self.sizes[f"{name}.tar"] = len(self._rows)
         self.stats.written += len(self._rows)
         self.stats.shards += 1
@@ -234,8 +235,8 @@ class ShardWriter:
             self._tar = None
             (self.shards / f"{self._shard:08d}.tar.tmp").unlink()
         sizes = json.dumps(self.sizes, indent=2, sort_keys=True).encode()
-        _atomic_write(self.shards / "sizes.json", sizes)
-        _atomic_write(self.out_dir / "sizes.json", sizes)
+        atomic_write(self.shards / "sizes.json", sizes)
+        atomic_write(self.out_dir / "sizes.json", sizes)
         return self.stats
 
     def __enter__(self) -> ShardWriter:
@@ -281,25 +282,30 @@ def read_metadata(data_dir: str | Path) -> Any:
 def iter_samples(data_dir: str | Path) -> Iterator[Sample]:
     """Iterate every sample of a CommonPool-format folder (ours or an img2dataset download)."""
     for path in shard_paths(data_dir):
-        with tarfile.open(path, "r") as tar:
-            current: str | None = None
-            parts: dict[str, bytes] = {}
-            for member in tar:
-                if not member.isfile():
-                    continue
-                key, _, ext = Path(member.name).name.partition(".")
-                if key != current and current is not None:
-                    sample = _sample_from_parts(current, parts)
-                    if sample is not None:
-                        yield sample
-                    parts = {}
-                current = key
-                handle = tar.extractfile(member)
-                parts[ext.lower()] = handle.read() if handle else b""
-            if current is not None:
+        yield from iter_shard(path)
+
+
+def iter_shard(path: str | Path) -> Iterator[Sample]:
+    """Iterate the samples of one ``.tar`` shard."""
+    with tarfile.open(path, "r") as tar:
+        current: str | None = None
+        parts: dict[str, bytes] = {}
+        for member in tar:
+            if not member.isfile():
+                continue
+            key, _, ext = Path(member.name).name.partition(".")
+            if key != current and current is not None:
                 sample = _sample_from_parts(current, parts)
                 if sample is not None:
                     yield sample
+                parts = {}
+            current = key
+            handle = tar.extractfile(member)
+            parts[ext.lower()] = handle.read() if handle else b""
+        if current is not None:
+            sample = _sample_from_parts(current, parts)
+            if sample is not None:
+                yield sample
 
 
 def _sample_from_parts(key: str, parts: dict[str, bytes]) -> Sample | None:
@@ -325,10 +331,9 @@ def array_to_uids(array: np.ndarray) -> list[str]:
 def save_uid_subset(uids: Iterable[str], path: str | Path) -> np.ndarray:
     """Save uids as a DataComp subset ``.npy`` (sorted ``u8,u8``); returns the array."""
     array = uids_to_array(uids)
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp.npy")
-    np.save(tmp, array)
-    os.replace(tmp, path)
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    atomic_write(Path(path), buffer.getvalue())
     return array
 
 

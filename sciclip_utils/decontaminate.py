@@ -33,6 +33,7 @@ from PIL import Image, ImageEnhance, ImageOps
 
 from sciclip_utils import commonpool
 from sciclip_utils.images import to_rgb
+from sciclip_utils.sample_corpus_io import figure_image
 
 ISC_THRESHOLD = 0.604169  # DataComp: keep samples whose ISC score is <= this
 ISC_ARCH = "tf_efficientnetv2_m.in21k_ft_in1k"  # timm's current name of ISC21's tf_efficientnetv2_m_in21ft1k
@@ -634,7 +635,8 @@ def decontaminate(
         seconds=round(time.time() - started, 2),
         scores=table,
     )
-    _atomic_write_text(out_dir / "report.json", json.dumps(report.to_json(), indent=2, sort_keys=True) + "\n")
+    report_text = json.dumps(report.to_json(), indent=2, sort_keys=True) + "\n"
+    commonpool.atomic_write(out_dir / "report.json", report_text.encode())
     return report
 
 
@@ -676,37 +678,38 @@ def _embed_eval_sets(
 def _embed_shards(
     model: Descriptor, data_dir: Path, metadata: Any, cache: Path, batch_size: int, progress: bool
 ) -> Iterator[tuple[str, list[str], list[str], np.ndarray]]:
-    """``(shard, uids, keys, vectors)`` per shard, embedding only shards without a cache file."""
-    shard_of = dict(zip(metadata["uid"], metadata["shard"], strict=True)) if len(metadata) else {}
+    """``(shard, uids, keys, vectors)`` per shard, reading and embedding only shards without a cache file."""
+    known = set(metadata["uid"]) if len(metadata) else set()
     cached = {
-        p.stem: cache / "train" / f"{p.stem}-{p.stat().st_size}.npz" for p in commonpool.shard_paths(data_dir)
+        path: cache / "train" / f"{path.stem}-{path.stat().st_size}.npz"
+        for path in commonpool.shard_paths(data_dir)
     }
-    todo = {shard for shard, path in cached.items() if not path.is_file()}
-
-    def shard(sample: commonpool.Sample) -> str:
-        if sample.uid not in shard_of:
-            raise ValueError(
-                f"{data_dir}: sample {sample.key} (uid {sample.uid}) is not in the parquet metadata"
-            )
-        return shard_of[sample.uid]
-
-    if todo:
-        samples = _progress(commonpool.iter_samples(data_dir), progress, "embed training images")
-        for name, group in itertools.groupby((s for s in samples if shard(s) in todo), key=shard):
-            uids, keys, vectors = [], [], []
-            for batch in _batches(group, batch_size):
-                vectors.append(model.embed([decode_image(sample.jpg, draft=256) for sample in batch]))
-                uids += [sample.uid for sample in batch]
-                keys += [sample.key for sample in batch]
-            _atomic_npz(cached[name], uids=np.array(uids, dtype=str), keys=np.array(keys, dtype=str),
-                        vectors=np.concatenate(vectors))  # fmt: skip
-        for name in todo:
-            if not cached[name].is_file():  # a shard without samples
-                _atomic_npz(cached[name], uids=np.array([], dtype=str), keys=np.array([], dtype=str),
-                            vectors=np.zeros((0, model.dim), dtype=np.float32))  # fmt: skip
-    for name in sorted(cached):
-        with np.load(cached[name]) as stored:
-            yield name, stored["uids"].tolist(), stored["keys"].tolist(), stored["vectors"]
+    todo = [path for path, npz in cached.items() if not npz.is_file()]
+    samples = itertools.chain.from_iterable(
+        ((path, sample) for sample in commonpool.iter_shard(path)) for path in todo
+    )
+    total = int(metadata["shard"].isin({path.stem for path in todo}).sum()) if len(metadata) else 0
+    samples = _progress(samples, progress, "embed training images", total)
+    for path, group in itertools.groupby(samples, key=lambda item: item[0]):
+        uids, keys, vectors = [], [], []
+        for batch in _batches((sample for _, sample in group), batch_size):
+            for sample in batch:
+                if sample.uid not in known:
+                    raise ValueError(
+                        f"{data_dir}: sample {sample.key} (uid {sample.uid}) is not in the parquet metadata"
+                    )
+            vectors.append(model.embed([decode_image(sample.jpg, draft=256) for sample in batch]))
+            uids += [sample.uid for sample in batch]
+            keys += [sample.key for sample in batch]
+        _atomic_npz(cached[path], uids=np.array(uids, dtype=str), keys=np.array(keys, dtype=str),
+                    vectors=np.concatenate(vectors))  # fmt: skip
+    for path in todo:
+        if not cached[path].is_file():  # a shard without samples
+            _atomic_npz(cached[path], uids=np.array([], dtype=str), keys=np.array([], dtype=str),
+                        vectors=np.zeros((0, model.dim), dtype=np.float32))  # fmt: skip
+    for path, npz in cached.items():
+        with np.load(npz) as stored:
+            yield path.stem, stored["uids"].tolist(), stored["keys"].tolist(), stored["vectors"]
 
 
 def _write_filtered(data_dir: Path, kept: list[str], out_dir: Path, samples_per_shard: int) -> None:
@@ -755,7 +758,7 @@ def save_closest_pairs(
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
-    _atomic_write_bytes(path, buffer.getvalue())
+    commonpool.atomic_write(path, buffer.getvalue())
 
 
 # ---- calibration ------------------------------------------------------------------------------------
@@ -974,14 +977,6 @@ _WORDS = [
 ]
 
 
-def _render(fig: Any) -> Image.Image:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-
-    canvas = FigureCanvasAgg(fig)
-    canvas.draw()
-    return Image.fromarray(np.asarray(canvas.buffer_rgba())[..., :3].copy())
-
-
 def _smooth_field(rng: np.random.Generator, shape: tuple[int, int], scale: float) -> np.ndarray:
     fy, fx = np.fft.fftfreq(shape[0])[:, None], np.fft.fftfreq(shape[1])[None, :]
     kernel = np.exp(-(fx**2 + fy**2) * scale**2 * 2 * np.pi**2)
@@ -1074,7 +1069,7 @@ def _stock_plots(rng: np.random.Generator, count: int) -> list[Image.Image]:
         ax = fig.add_subplot()
         ax.plot(close[start : start + length])
         ax.set_ylabel("price")
-        images.append(_render(fig))
+        images.append(figure_image(fig))
     return images
 
 
@@ -1095,7 +1090,7 @@ def _plot_image(rng: np.random.Generator, kind: str) -> Image.Image:
             _draw(rng, fig.add_subplot(), kind, fig)
         if rng.random() < 0.6:
             fig.tight_layout()
-        return _render(fig)
+        return figure_image(fig)
 
 
 def _draw(rng: np.random.Generator, ax: Any, kind: str, fig: Any) -> None:
@@ -1168,35 +1163,24 @@ def _batches(items: Iterator[Any], size: int) -> Iterator[list[Any]]:
         yield batch
 
 
-def _progress(items: Any, enabled: bool, desc: str) -> Any:
+def _progress(items: Any, enabled: bool, desc: str, total: int | None = None) -> Any:
     if not enabled:
         return items
     from tqdm.auto import tqdm
 
-    return tqdm(items, desc=desc, unit="img")
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    _atomic_write_bytes(path, text.encode())
+    return tqdm(items, desc=desc, unit="img", total=total)
 
 
 def _atomic_npz(path: Path, **arrays: np.ndarray) -> None:
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
-    _atomic_write_bytes(path, buffer.getvalue())
+    commonpool.atomic_write(path, buffer.getvalue())
 
 
 def _atomic_parquet(frame: Any, path: Path) -> None:
     buffer = io.BytesIO()
     frame.to_parquet(buffer, index=False)
-    _atomic_write_bytes(path, buffer.getvalue())
+    commonpool.atomic_write(path, buffer.getvalue())
 
 
 # ---- CLI --------------------------------------------------------------------------------------------

@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from sciclip_utils.archives import ArchiveError, read_file_capped, read_member
-from sciclip_utils.commonpool import Record, WriteStats, write_dataset
+from sciclip_utils.commonpool import Record, WriteStats, atomic_write, write_dataset
 from sciclip_utils.images import PreparedImage
 
 MANIFEST_COLUMNS = (
@@ -534,7 +534,7 @@ def write_part(path: Path, records: list[Record], row: dict[str, Any]) -> None:
     """Store an item's records and manifest row as one parquet file, atomically."""
     data = _part_bytes(records, row)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")  # per process: a retried item may overlap
     tmp.write_bytes(data)
     os.replace(tmp, path)
 
@@ -755,9 +755,9 @@ def assemble(
     manifest = manifest[
         ["key", *MANIFEST_COLUMNS, *[c for c in manifest if c not in MANIFEST_COLUMNS and c != "key"]]
     ]
-    tmp = out / "manifest.parquet.tmp"
-    manifest.to_parquet(tmp, index=False)
-    os.replace(tmp, out / "manifest.parquet")
+    buffer = io.BytesIO()
+    manifest.to_parquet(buffer, index=False)
+    atomic_write(out / "manifest.parquet", buffer.getvalue())
     if not done:
         _write_json(marker, {"fingerprint": fingerprint, "source": source, "write_stats": stats.__dict__})
     started.unlink(missing_ok=True)
@@ -775,9 +775,7 @@ def _read_json(path: Path) -> dict[str, Any] | None:
 
 
 def _write_json(path: Path, value: dict[str, Any]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(value, sort_keys=True))
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps(value, sort_keys=True).encode())
 
 
 # ------------------------------------------------------------------------------------------------------ CLI

@@ -35,6 +35,7 @@ from sciclip_utils.archives import (
     read_package,
     read_regular_file,
 )
+from sciclip_utils.commonpool import atomic_write
 from sciclip_utils.extract import (
     ExtractionError,
     ExtractionSummary,
@@ -880,9 +881,7 @@ def extract_pmc(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     plan_file = out / PLAN_NAME
-    tmp = plan_file.with_name(plan_file.name + ".tmp")
-    tmp.write_text(json.dumps({"licenses": licenses, "skips": plan.skips}, sort_keys=True))
-    os.replace(tmp, plan_file)
+    atomic_write(plan_file, json.dumps({"licenses": licenses, "skips": plan.skips}, sort_keys=True).encode())
     options = Options(str(plan_file.resolve()), LICENSE_FILTERS[license], license, wanted_language)
     return run_extraction(
         plan.items,

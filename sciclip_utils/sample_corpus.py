@@ -30,6 +30,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sciclip_utils.commonpool import atomic_write
+
 SIZES: dict[str, dict[str, Any]] = {
     # the smallest corpus with every near-duplicate and most constructs: for tests of determinism and layout
     "micro": {
@@ -155,8 +157,7 @@ def generate_sample_corpus(
         "evalsets": dict(sum((Counter({EVAL_TASKS[t].ext: i["samples"]}) for t, i in summary.evalsets.items()), Counter())),
     }  # fmt: skip
     text = json.dumps(asdict(summary), indent=1, sort_keys=True, ensure_ascii=False) + "\n"
-    (out / "corpus_summary.json.tmp").write_text(text, encoding="utf-8")
-    os.replace(out / "corpus_summary.json.tmp", out / "corpus_summary.json")
+    atomic_write(out / "corpus_summary.json", text.encode("utf-8"))
     return summary
 
 
@@ -164,7 +165,6 @@ class _Pool:
     """``map`` over worker processes (fork) or in-process, in input order, with an optional progress bar."""
 
     def __init__(self, workers: int | None, progress: bool) -> None:
-        import os
 
         self.workers = max(1, min(2, os.cpu_count() or 1) if workers is None else workers)
         self.progress = progress
