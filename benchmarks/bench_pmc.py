@@ -3,6 +3,8 @@
 Prints articles/s and pairs/s for the per-article work a Dask worker does (read the package, parse the
 XML, captions, map and re-encode the images), the share of it spent in XML/captions vs images, and the
 end-to-end rate of ``extract_pmc(workers=0)`` including the shard writing (each a fresh output folder).
+End to end is also split, by a straight-line fit over runs of 4 to all articles, into a fixed cost per
+run (starting the item sandbox, markers, manifest) and the cost per pair, which is what a long run pays.
 
 Run: ``.venv/bin/python benchmarks/bench_pmc.py [--repeats N]``
 """
@@ -13,9 +15,12 @@ import argparse
 import itertools
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
-from sciclip_utils.extract import WorkItem
+import numpy as np
+
+from sciclip_utils.extract import ExtractionSummary, WorkItem, keep_freed_memory
 from sciclip_utils.pmc import Options, extract_pmc, open_article, parse_article, plan_inputs, process_article
 
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "pmc"
@@ -33,6 +38,7 @@ def main() -> None:
     args = parser.parse_args()
     if not args.inputs.exists():
         raise SystemExit(f"no inputs at {args.inputs} (the fixtures live in ../shared/fixtures)")
+    keep_freed_memory()  # as in the sandbox process that runs the items of an extraction
     items = plan_inputs([args.inputs]).items
     options = Options()
     pairs = sum(len(process_article(item, options).records) for item in items)  # warm-up (imports, caches)
@@ -50,10 +56,17 @@ def main() -> None:
     parsing = best_of(lambda: [parse_article(data) for data in xml])
     with tempfile.TemporaryDirectory() as tmp:
         runs = itertools.count()
-        summary = extract_pmc([args.inputs], Path(tmp) / "warm-up", workers=0, progress=False)  # imports
-        end_to_end = best_of(
-            lambda: extract_pmc([args.inputs], Path(tmp) / str(next(runs)), workers=0, progress=False)
-        )
+
+        def run(max_papers: int | None = None) -> ExtractionSummary:
+            out = Path(tmp) / str(next(runs))
+            return extract_pmc([args.inputs], out, workers=0, progress=False, max_papers=max_papers)
+
+        summary = run()  # imports
+        end_to_end = best_of(run)
+        counts = sorted({min(k, len(items)) for k in (4, 8, 12, 16)} | {len(items)})
+        pairs_at = [run(k).pairs for k in counts]
+        seconds_at = [best_of(partial(run, k)) for k in counts]
+    per_pair, fixed = np.polyfit(pairs_at, seconds_at, 1)
 
     print(f"inputs: {args.inputs} ({len(items)} articles, {pairs} pairs), best of {args.repeats}, 1 worker")
     print(f"per-article work : {len(items) / per_item:7.1f} articles/s  {pairs / per_item:7.1f} pairs/s  "
@@ -65,6 +78,10 @@ def main() -> None:
     print(f"  images + I/O   : {1000 * rest / pairs:5.2f} ms/pair ({100 * rest / per_item:4.1f}%)")
     print(f"end to end       : {summary.pairs / end_to_end:7.1f} pairs/s  {1000 * end_to_end / summary.pairs:5.2f} "
           "ms/pair (extract_pmc, workers=0, incl. planning, parts and shards)")  # fmt: skip
+    print(
+        f"  split          : {1000 * per_pair:5.2f} ms/pair + {1000 * fixed:5.1f} ms per run "
+        f"(fit over {len(counts)} runs of {', '.join(map(str, pairs_at))} pairs)"
+    )
 
 
 if __name__ == "__main__":

