@@ -39,15 +39,18 @@ GHOSTSCRIPT_OUTPUT_BYTES = 64 * 2**20  # its PNG and its messages
 # decode as an "image", and Pillow's own EPS plugin would run Ghostscript without the limits below.
 RASTER_FORMATS = ("PNG", "JPEG", "GIF", "TIFF", "BMP", "WEBP", "PPM", "JPEG2000")
 
-# Resampling (see resample) under 2x: the prefilter's sigma is PREFILTER_WIDTH * sqrt(factor**2 - 1), fitted
-# on plots and photos (the best worst case against area averaging); it is skipped under MIN_PREFILTER_SIGMA, where the
-# taps beside the centre weigh under 1/256 (factors under 1.2). Items are the unit of parallelism (one per
-# Dask worker thread): OpenCV's own thread pool would only oversubscribe the cores.
+# Resampling under 2x (see resample): the prefilter's sigma is PREFILTER_WIDTH * sqrt(factor**2 - 1), fitted
+# on plots and photos (the best worst case against area averaging); it is skipped under MIN_PREFILTER_SIGMA,
+# where the taps beside the centre weigh under 1/256 (factors under 1.2).
 PREFILTER_WIDTH = 0.45
 MIN_PREFILTER_SIGMA = 0.3
 _REDUCED_DECODING = (  # JPEG decoding at 1/scale (combined with IMREAD_COLOR or IMREAD_GRAYSCALE)
-    (8, cv2.IMREAD_REDUCED_GRAYSCALE_8), (4, cv2.IMREAD_REDUCED_GRAYSCALE_4), (2, cv2.IMREAD_REDUCED_GRAYSCALE_2)
-)  # fmt: skip
+    (8, cv2.IMREAD_REDUCED_GRAYSCALE_8),
+    (4, cv2.IMREAD_REDUCED_GRAYSCALE_4),
+    (2, cv2.IMREAD_REDUCED_GRAYSCALE_2),
+)
+# Items are the unit of parallelism (one per Dask worker thread): OpenCV's own threads would only
+# oversubscribe the cores.
 cv2.setNumThreads(1)
 
 PDF_EXTENSIONS = {".pdf"}
