@@ -339,7 +339,8 @@ def resample(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     sigma = PREFILTER_WIDTH * math.sqrt(max(factor * factor - 1, 0.0))
     if sigma >= MIN_PREFILTER_SIGMA:
         taps = 2 * math.ceil(2 * sigma) + 1  # +-2 sigma (OpenCV's default, +-3, costs half as much again)
-        pixels = cv2.GaussianBlur(pixels, (taps, taps), sigma)
+        kernel = cv2.getGaussianKernel(taps, sigma)
+        pixels = cv2.sepFilter2D(pixels, -1, kernel, kernel)  # a fifth faster than GaussianBlur on 8 bits
     return cv2.resize(pixels, size, interpolation=cv2.INTER_LINEAR)
 
 
