@@ -15,6 +15,7 @@ import argparse
 import io
 import time
 from collections.abc import Callable
+from functools import partial
 
 import cv2
 import numpy as np
@@ -77,21 +78,20 @@ def main() -> None:
     args = parser.parse_args()
     keep_freed_memory()
     print(f"shrinking to {TARGET[0]}x{TARGET[1]}: ms (PSNR against area averaging), best of {args.repeats}")
-    print(
-        f"{'source':>11} {'factor':>6}  {'resample':>15}  {'area (OpenCV)':>15}  {'Pillow bilinear':>15}  prepare_image"
-    )
+    columns = ("resample", "area (OpenCV)", "Pillow bilinear")
+    print(f"{'source':>11} {'factor':>6}  " + "  ".join(f"{c:>15}" for c in columns) + "  prepare_image")
     for factor in (1.25, 1.5, 1.75, 1.95, 2.5, 4.0):
         size = (round(TARGET[0] * factor), round(TARGET[1] * factor))
         pixels = photo(size)
         pil = Image.fromarray(pixels)
         area = cv2.resize(pixels, TARGET, interpolation=cv2.INTER_AREA)
-        ours_ms = best_ms(lambda: resample(pixels, TARGET), args.repeats)  # noqa: B023
-        area_ms = best_ms(lambda: cv2.resize(pixels, TARGET, interpolation=cv2.INTER_AREA), args.repeats)  # noqa: B023
-        pil_ms = best_ms(lambda: pil.resize(TARGET, Image.Resampling.BILINEAR), args.repeats)  # noqa: B023
+        ours_ms = best_ms(partial(resample, pixels, TARGET), args.repeats)
+        area_ms = best_ms(partial(cv2.resize, pixels, TARGET, interpolation=cv2.INTER_AREA), args.repeats)
+        pil_ms = best_ms(partial(pil.resize, TARGET, Image.Resampling.BILINEAR), args.repeats)
         ours_db = psnr(resample(pixels, TARGET), area)
         pil_db = psnr(np.asarray(pil.resize(TARGET, Image.Resampling.BILINEAR)), area)
         data = plot_jpeg(size)
-        prepare_ms = best_ms(lambda: prepare_image(data, "figure.jpg"), args.repeats)  # noqa: B023
+        prepare_ms = best_ms(partial(prepare_image, data, "figure.jpg"), args.repeats)
         ours = f"{ours_ms:5.2f} ({ours_db:5.1f} dB)" if ours_db < 99 else f"{ours_ms:5.2f} (= area)"
         print(f"{size[0]:>5}x{size[1]:<5} {factor:6.2f}  {ours:>15}  {area_ms:15.2f}  "
               f"{pil_ms:5.2f} ({pil_db:5.1f} dB)  {prepare_ms:5.2f} (plot JPEG)")  # fmt: skip
