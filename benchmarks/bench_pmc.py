@@ -15,8 +15,10 @@ import argparse
 import itertools
 import tempfile
 import time
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -44,17 +46,18 @@ def main() -> None:
     options = Options()
     pairs = sum(len(process_article(item, options).records) for item in items)  # warm-up (imports, caches)
 
-    def best_of(work) -> float:
+    def best_of(work: Callable[[], Any]) -> tuple[float, Any]:
+        """The fastest of the timed passes, and what the work returned."""
         times = []
         for _ in range(args.repeats):
             start = time.perf_counter()
-            work()
+            result = work()
             times.append(time.perf_counter() - start)
-        return min(times)
+        return min(times), result
 
     xml = [article_xml(item) for item in items]
-    per_item = best_of(lambda: [process_article(item, options) for item in items])
-    parsing = best_of(lambda: [parse_article(data) for data in xml])
+    per_item, _ = best_of(lambda: [process_article(item, options) for item in items])
+    parsing, _ = best_of(lambda: [parse_article(data) for data in xml])
     with tempfile.TemporaryDirectory() as tmp:
         runs = itertools.count()
 
@@ -62,11 +65,12 @@ def main() -> None:
             out = Path(tmp) / str(next(runs))
             return extract_pmc([args.inputs], out, workers=0, progress=False, max_papers=max_papers)
 
-        summary = run()  # imports
-        end_to_end = best_of(run)
+        run()  # imports
         counts = sorted({min(k, len(items)) for k in (4, 8, 12, 16)} | {len(items)})
-        pairs_at = [run(k).pairs for k in counts]
-        seconds_at = [best_of(partial(run, k)) for k in counts]
+        timed = [best_of(partial(run, k)) for k in counts]  # the last: all articles
+    seconds_at = [seconds for seconds, _ in timed]
+    pairs_at = [summary.pairs for _, summary in timed]
+    end_to_end, summary = timed[-1]
     per_pair, fixed = np.polyfit(pairs_at, seconds_at, 1)
 
     print(f"inputs: {args.inputs} ({len(items)} articles, {pairs} pairs), best of {args.repeats}, 1 worker")
