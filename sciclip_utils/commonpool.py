@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from sciclip_utils.images import PreparedImage, prepare_image
+from sciclip_utils.images import PreparedImage, jpeg_size, prepare_image
 
 KEY_DIGITS = 12
 UID_DTYPE = np.dtype("u8,u8")
@@ -195,7 +195,6 @@ class ShardWriter:
             self._tar = TarWriter(self.shards / f"{self._shard:08d}.tar.tmp")
         uid = record.uid or make_uid(record.source, record.paper_id, record.figure_id, sha256)
         key = f"{self._shard * self.multiplier + len(self._rows):0{KEY_DIGITS}d}"
-        width, height = Image.open(io.BytesIO(prepared.jpeg), formats=("JPEG",)).size
         row: dict[str, Any] = {
             "uid": uid,
             "key": key,
@@ -203,8 +202,8 @@ class ShardWriter:
             "text": text,
             "original_width": prepared.original_width,
             "original_height": prepared.original_height,
-            "width": width,
-            "height": height,
+            "width": prepared.width,
+            "height": prepared.height,
             "sha256": sha256,
             "source": record.source,
             "paper_id": record.paper_id,
@@ -397,7 +396,7 @@ def _record_from_sample(sample: Sample, row: dict[str, Any]) -> Record:
     height = meta.get("original_height") or meta.get("height") or 0
     derived = {"key", "caption", "width", "height", "sha256", "caption_chars", "caption_words"}
     return Record(
-        image=PreparedImage(sample.jpg, int(width), int(height)),
+        image=PreparedImage(sample.jpg, *jpeg_size(sample.jpg), int(width), int(height)),
         text=sample.text,
         source=meta.get("source") or "commonpool",
         paper_id=meta.get("paper_id") or "",

@@ -42,7 +42,7 @@ from typing import Any, NoReturn
 
 from sciclip_utils.archives import ArchiveError, read_file_capped, read_member
 from sciclip_utils.commonpool import Record, WriteStats, atomic_write, write_dataset
-from sciclip_utils.images import PreparedImage
+from sciclip_utils.images import PreparedImage, jpeg_size
 
 MANIFEST_COLUMNS = (
     "input", "paper_id", "status", "stage", "reason", "main_file", "figures_found", "pairs_written",
@@ -569,6 +569,8 @@ def _part_bytes(records: list[Record], row: dict[str, Any]) -> bytes:
     table = pa.table(
         {
             "jpeg": pa.array([image.jpeg for image in images], pa.binary()),
+            "width": pa.array([image.width for image in images], pa.int64()),
+            "height": pa.array([image.height for image in images], pa.int64()),
             "original_width": pa.array([image.original_width for image in images], pa.int64()),
             "original_height": pa.array([image.original_height for image in images], pa.int64()),
             "text": pa.array([r.text for r in records], pa.string()),
@@ -581,7 +583,7 @@ def _part_bytes(records: list[Record], row: dict[str, Any]) -> bytes:
         }
     ).replace_schema_metadata({"sciclip_row": json.dumps(row, sort_keys=True, default=str)})
     buffer = io.BytesIO()
-    pq.write_table(table, buffer)
+    pq.write_table(table, buffer, compression="none", use_dictionary=False)  # JPEGs: both cost, gain little
     return buffer.getvalue()
 
 
@@ -601,7 +603,12 @@ def read_part(path: Path) -> tuple[dict[str, Any], list[Record]]:
     row = json.loads(table.schema.metadata[b"sciclip_row"])
     records = [
         Record(
-            image=PreparedImage(r["jpeg"], r["original_width"], r["original_height"]),
+            image=PreparedImage(
+                r["jpeg"],
+                *((r["width"], r["height"]) if "width" in r else jpeg_size(r["jpeg"])),  # older parts: no size
+                r["original_width"],
+                r["original_height"],
+            ),
             text=r["text"],
             source=r["source"],
             paper_id=r["paper_id"],

@@ -63,9 +63,11 @@ class ImageError(Exception):
 
 @dataclass(frozen=True)
 class PreparedImage:
-    """A CommonPool-ready JPEG and the size of the image it came from."""
+    """A CommonPool-ready JPEG, its size, and the size of the image it came from."""
 
     jpeg: bytes
+    width: int
+    height: int
     original_width: int
     original_height: int
 
@@ -377,7 +379,13 @@ def prepare_image(image: bytes | Image.Image, name: str = "") -> PreparedImage:
         ok, jpeg = cv2.imencode(".jpg", pixels, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
     if not ok:
         raise ImageError("JPEG encoding failed")
-    return PreparedImage(jpeg.tobytes(), width, height)
+    return PreparedImage(jpeg.tobytes(), *size, width, height)
+
+
+def jpeg_size(jpeg: bytes) -> tuple[int, int]:
+    """Width and height in a JPEG's header."""
+    with _pillow_errors():
+        return Image.open(io.BytesIO(jpeg), formats=("JPEG",)).size
 
 
 def _decode_with_opencv(data: bytes, header: Image.Image) -> np.ndarray | None:

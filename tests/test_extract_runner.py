@@ -141,6 +141,20 @@ def test_interrupted_assembly_resumes(tmp_path: Path) -> None:
     assert _digests(out) == _digests(tmp_path / "clean")
 
 
+def test_parts_without_the_output_size_still_assemble(tmp_path: Path) -> None:
+    """Parts written before they stored each JPEG's size (read from its header instead) give the same shards."""
+    import pyarrow.parquet as pq
+
+    items = _items(8)
+    run_extraction(items, _process, tmp_path / "new", source="test", workers=0, progress=False)
+    old = tmp_path / "old"
+    run_extraction(items[:5], _process, old, source="test", workers=0, progress=False)
+    for path in (old / "parts").glob("*/*.parquet"):
+        pq.write_table(pq.read_table(path).drop_columns(["width", "height"]), path)
+    run_extraction(items, _process, old, source="test", workers=0, progress=False)
+    assert _digests(old) == _digests(tmp_path / "new")
+
+
 def test_dask_matches_in_process(tmp_path: Path) -> None:
     items = _items(8)
     process = functools.partial(_process, pairs=3)

@@ -60,7 +60,7 @@ def test_image_modes_become_rgb_with_white_transparency(mode: str) -> None:
 
 def test_prepare_only_shrinks() -> None:
     small = prepare_image(_image(1, (100, 40)))
-    assert Image.open(io.BytesIO(small.jpeg)).size == (100, 40)
+    assert Image.open(io.BytesIO(small.jpeg)).size == (small.width, small.height) == (100, 40)
 
 
 @pytest.mark.parametrize("mode", ["RGB", "L", "CMYK"])
@@ -76,7 +76,10 @@ def test_large_jpegs_are_decoded_reduced_with_their_file_size_recorded(mode: str
     assert (prepared.original_width, prepared.original_height) == (2100, 1000)
     reduced = Image.open(io.BytesIO(prepared.jpeg))
     full = Image.open(io.BytesIO(prepare_image(Image.open(io.BytesIO(buffer.getvalue()))).jpeg))
-    assert reduced.mode == "RGB" and reduced.size == full.size == (MAX_SIDE, 244)
+    assert reduced.mode == "RGB" and reduced.size == full.size == (prepared.width, prepared.height) == (
+        MAX_SIDE,
+        244,
+    )
     assert np.abs(np.asarray(reduced, float) - np.asarray(full, float)).mean() < 2
 
 
