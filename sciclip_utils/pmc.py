@@ -23,6 +23,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from itertools import chain, repeat
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -444,8 +445,6 @@ for _language, _words in _STOPWORDS.items():
     for _word in _words.split():
         _WORD_LANGUAGES[_word] = (*_WORD_LANGUAGES.get(_word, ()), _language)
 _WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?")
-_LETTER = re.compile(r"[^\W\d_]")
-_LATIN_LETTER = re.compile(r"[A-Za-z\u00C0-\u024F]")
 _NON_LATIN_LETTER = re.compile(r"[^\W\d_A-Za-z\u00C0-\u024F]")
 MIN_WORDS = 4
 MIN_STOPWORD_RATIO = 0.08
@@ -460,12 +459,12 @@ def detect_language(text: str, hint: str | None = None) -> str:
     article's ``xml:lang``) or ``"und"`` (undetermined); a hint also breaks ties.
     """
     fallback = _normalize_language(hint) or "und"
-    if _NON_LATIN_LETTER.search(text) and len(_LATIN_LETTER.findall(text)) * 2 < len(_LETTER.findall(text)):
-        return "und" if fallback == "en" else fallback
     words = _WORD.findall(text.lower())
+    if 2 * len(_NON_LATIN_LETTER.findall(text)) > sum(map(len, words)):  # mostly non-Latin letters
+        return "und" if fallback == "en" else fallback
     if len(words) < MIN_WORDS:
         return fallback
-    hits = Counter(language for word in words for language in _WORD_LANGUAGES.get(word, ()))
+    hits = Counter(chain.from_iterable(map(_WORD_LANGUAGES.get, words, repeat(()))))
     if not hits:
         return fallback
     best = max(hits, key=lambda lang: (hits[lang], lang == fallback))

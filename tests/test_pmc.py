@@ -283,6 +283,9 @@ def test_tex_and_language_helpers() -> None:
     assert detect_language("Die Zellen wurden mit dem Medikament für zwei Tage behandelt.") == "de"
     assert detect_language("Kaplan–Meier curves", hint="en") == "en"  # too short: the article's language
     assert detect_language("Kaplan–Meier curves") == "und"
+    chinese = "细胞在药物处理后的生长曲线与对照组的比较 (control, n = 3)"  # mostly non-Latin letters
+    assert detect_language(chinese, hint="zh") == "zh" and detect_language(chinese, hint="en") == "und"
+    assert detect_language("The μ-opioid receptor α-subunit in the β cells of the islets") == "en"
 
 
 SYNTHETIC = """<?xml version="1.0"?>
