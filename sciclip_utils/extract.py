@@ -601,24 +601,21 @@ def read_part(path: Path) -> tuple[dict[str, Any], list[Record]]:
     with pq.ParquetFile(path) as part:  # half the cost of read_table (no dataset discovery)
         table = part.read()
     row = json.loads(table.schema.metadata[b"sciclip_row"])
-    records = [
-        Record(
-            image=PreparedImage(
-                r["jpeg"],
-                *((r["width"], r["height"]) if "width" in r else jpeg_size(r["jpeg"])),  # older parts: no size
-                r["original_width"],
-                r["original_height"],
-            ),
-            text=r["text"],
-            source=r["source"],
-            paper_id=r["paper_id"],
-            figure_id=r["figure_id"],
-            license=r["license"],
-            url=r["url"],
-            extra=json.loads(r["extra"]),
+    records = []
+    for r in table.to_pylist():
+        size = (r["width"], r["height"]) if "width" in r else jpeg_size(r["jpeg"])  # older parts: no size
+        records.append(
+            Record(
+                image=PreparedImage(r["jpeg"], *size, r["original_width"], r["original_height"]),
+                text=r["text"],
+                source=r["source"],
+                paper_id=r["paper_id"],
+                figure_id=r["figure_id"],
+                license=r["license"],
+                url=r["url"],
+                extra=json.loads(r["extra"]),
+            )
         )
-        for r in table.to_pylist()
-    ]
     return row, records
 
 
