@@ -3,8 +3,9 @@
 Prints, for photo-like RGB images shrunk by several factors, the milliseconds of ``images.resample`` next
 to OpenCV's area averaging (img2dataset's, so DataComp's) and Pillow's antialiased bilinear filter, and the
 PSNR of each against area averaging; then ``prepare_image`` on a JPEG of a line plot of each size (decode,
-shrink, encode; a large JPEG is decoded at a reduced scale). Allocator settings as in the sandbox process
-that runs extraction items.
+shrink, encode; a large JPEG is decoded at a reduced scale), and on the PMC fixtures' stand-in JPEGs
+(what ``bench_pmc.py`` pays for images) when ``../shared/fixtures`` is there. Allocator settings as in the
+sandbox process that runs extraction items.
 
 Run: ``.venv/bin/python benchmarks/bench_images.py [--repeats N]``
 """
@@ -14,8 +15,10 @@ from __future__ import annotations
 import argparse
 import io
 import time
+from collections import Counter
 from collections.abc import Callable
 from functools import partial
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -23,6 +26,7 @@ from PIL import Image
 
 from sciclip_utils.extract import keep_freed_memory
 from sciclip_utils.images import prepare_image, resample
+from sciclip_utils.pmc import open_article, plan_inputs
 
 TARGET = (512, 384)
 
@@ -61,6 +65,9 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return float(10 * np.log10(255**2 / max(mse, 1e-12)))
 
 
+PMC_FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "pmc"
+
+
 def best_ms(work: Callable[[], object], repeats: int) -> float:
     times = []
     for _ in range(repeats):
@@ -94,7 +101,18 @@ def main() -> None:
         prepare_ms = best_ms(partial(prepare_image, data, "figure.jpg"), args.repeats)
         ours = f"{ours_ms:5.2f} ({ours_db:5.1f} dB)" if ours_db < 99 else f"{ours_ms:5.2f} (= area)"
         print(f"{size[0]:>5}x{size[1]:<5} {factor:6.2f}  {ours:>15}  {area_ms:15.2f}  "
-              f"{pil_ms:5.2f} ({pil_db:5.1f} dB)  {prepare_ms:5.2f} (plot JPEG)")  # fmt: skip
+              f"{pil_ms:5.2f} ({pil_db:5.1f} dB)  {prepare_ms:5.2f} (plot JPEG, {len(data) // 1000} KB)")  # fmt: skip
+    if PMC_FIXTURES.is_dir():  # their pixels are stand-ins: small, smooth JPEGs, cheaper than real figures
+        jpegs = []
+        for item in plan_inputs([PMC_FIXTURES]).items:
+            files, _ = open_article(item)
+            jpegs += [files.read(name) for name in files.names if name.lower().endswith(".jpg")]
+        sizes = Counter(Image.open(io.BytesIO(data)).size for data in jpegs)
+        prepare_ms = best_ms(lambda: [prepare_image(data) for data in jpegs], args.repeats // 10) / len(jpegs)
+        print(
+            f"prepare_image on the PMC fixtures' {len(jpegs)} stand-in JPEGs (sizes {dict(sizes)}, "
+            f"{sum(map(len, jpegs)) // len(jpegs) // 1000} KB on average): {prepare_ms:.2f} ms each"
+        )
 
 
 if __name__ == "__main__":
