@@ -129,7 +129,8 @@ def main() -> None:
     print(f"machine: the reference workload's median round is {slowdown:.2f}x its best")
     met = "met" if verdict["best round"] <= TARGET_S_PER_PAIR else "not met"
     print(
-        f"target <= {1000 * TARGET_S_PER_PAIR:g} ms per pair per worker end to end, in a long run, on these inputs: {met} "
+        f"target <= {1000 * TARGET_S_PER_PAIR:g} ms per pair per worker end to end, in a long run, "
+        f"on these inputs: {met} "
         f"(best round {1000 * verdict['best round']:.2f} ms/pair, median {1000 * verdict['median round']:.2f})"
     )
 
