@@ -113,7 +113,11 @@ def _load(data: bytes, name: str, max_side: int | None) -> tuple[Image.Image, tu
 def open_raster(data: bytes, max_side: int | None = None) -> tuple[Image.Image, tuple[int, int]]:
     """Decode a raster image with a pixel cap (decompression-bomb safe); also its size in the file, which a
     JPEG decoded at a reduced scale for ``max_side`` (see :func:`load_image`) no longer has."""
-    img = _open_header(data)
+    return _decode_raster(_open_header(data), max_side)
+
+
+def _decode_raster(img: Image.Image, max_side: int | None) -> tuple[Image.Image, tuple[int, int]]:
+    """Decode the raster whose header :func:`_open_header` read (see :func:`open_raster`)."""
     size = width, height = img.size
     with _pillow_errors():
         if max_side is not None and img.format == "JPEG" and max(width, height) > max_side:
@@ -360,9 +364,12 @@ def prepare_image(image: bytes | Image.Image, name: str = "") -> PreparedImage:
             raise ImageError("empty file")
         if image_kind(image, name) == "raster":
             header = _open_header(image)
-            width, height = header.size
             bgr = _decode_with_opencv(image, header)
-        if bgr is None:
+            if bgr is None:
+                img, (width, height) = _decode_raster(header, MAX_SIDE)
+            else:
+                width, height = header.size
+        else:
             img, (width, height) = _load(image, name, MAX_SIDE)
     else:
         img, (width, height) = image, image.size
