@@ -3,7 +3,9 @@
 Prints, for photo-like RGB images shrunk by several factors, the milliseconds of ``images.resample`` next
 to OpenCV's area averaging (img2dataset's, so DataComp's) and Pillow's antialiased bilinear filter, and the
 PSNR of each against area averaging; then ``prepare_image`` on a JPEG of a line plot of each size (decode,
-shrink, encode; a large JPEG is decoded at a reduced scale), and on the PMC fixtures' stand-in JPEGs
+shrink, encode; a large JPEG is decoded at a reduced scale) next to decoding that JPEG at 1/8 scale (little
+more than reading its entropy-coded data, which any decoder at any scale or setting must), and on the PMC
+fixtures' stand-in JPEGs
 (what ``bench_pmc.py`` pays for images) when ``../shared/fixtures`` is there. Allocator settings as in the
 sandbox process that runs extraction items.
 
@@ -86,7 +88,11 @@ def main() -> None:
     keep_freed_memory()
     print(f"shrinking to {TARGET[0]}x{TARGET[1]}: ms (PSNR against area averaging), best of {args.repeats}")
     columns = ("resample", "area (OpenCV)", "Pillow bilinear")
-    print(f"{'source':>11} {'factor':>6}  " + "  ".join(f"{c:>15}" for c in columns) + "  prepare_image")
+    print(
+        f"{'source':>11} {'factor':>6}  "
+        + "  ".join(f"{c:>15}" for c in columns)
+        + "  prepare_image (JPEG decode at 1/8)"
+    )
     for factor in (1.25, 1.5, 1.75, 1.95, 2.5, 4.0):
         size = (round(TARGET[0] * factor), round(TARGET[1] * factor))
         pixels = photo(size)
@@ -99,9 +105,12 @@ def main() -> None:
         pil_db = psnr(np.asarray(pil.resize(TARGET, Image.Resampling.BILINEAR)), area)
         data = plot_jpeg(size)
         prepare_ms = best_ms(partial(prepare_image, data, "figure.jpg"), args.repeats)
+        eighth_ms = best_ms(
+            partial(cv2.imdecode, np.frombuffer(data, np.uint8), cv2.IMREAD_REDUCED_COLOR_8), args.repeats
+        )
         ours = f"{ours_ms:5.2f} ({ours_db:5.1f} dB)" if ours_db < 99 else f"{ours_ms:5.2f} (= area)"
         print(f"{size[0]:>5}x{size[1]:<5} {factor:6.2f}  {ours:>15}  {area_ms:15.2f}  "
-              f"{pil_ms:5.2f} ({pil_db:5.1f} dB)  {prepare_ms:5.2f} (plot JPEG, {len(data) // 1000} KB)")  # fmt: skip
+              f"{pil_ms:5.2f} ({pil_db:5.1f} dB)  {prepare_ms:5.2f} ({eighth_ms:4.2f}; plot JPEG, {len(data) // 1000} KB)")  # fmt: skip
     if PMC_FIXTURES.is_dir():  # their pixels are stand-ins: small, smooth JPEGs, cheaper than real figures
         jpegs = []
         for item in plan_inputs([PMC_FIXTURES]).items:
