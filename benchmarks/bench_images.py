@@ -5,9 +5,8 @@ to OpenCV's area averaging (img2dataset's, so DataComp's) and Pillow's antialias
 PSNR of each against area averaging; then ``prepare_image`` on a JPEG of a line plot of each size (decode,
 shrink, encode; a large JPEG is decoded at a reduced scale) next to decoding that JPEG at 1/8 scale (little
 more than reading its entropy-coded data, which any decoder at any scale or setting must), and on the PMC
-fixtures' stand-in JPEGs
-(what ``bench_pmc.py`` pays for images) when ``../shared/fixtures`` is there. Allocator settings as in the
-sandbox process that runs extraction items.
+fixtures' stand-in JPEGs (what ``bench_pmc.py`` pays for images) when ``../shared/fixtures`` is there.
+Allocator settings as in the sandbox process that runs extraction items.
 
 Run: ``.venv/bin/python benchmarks/bench_images.py [--repeats N]``
 """
