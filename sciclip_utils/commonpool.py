@@ -101,7 +101,6 @@ class TarWriter:
 
     def __init__(self, path: Path) -> None:
         self._file = open(path, "wb")
-        self._offset = 0
 
     def add(self, name: str, data: bytes) -> None:
         encoded = name.encode()
@@ -118,11 +117,10 @@ class TarWriter:
         self._file.write(header)
         self._file.write(data)
         self._file.write(bytes(padding))
-        self._offset += self.BLOCK + len(data) + padding
 
     def close(self) -> None:
         """End-of-archive blocks, padded to a whole record, as ``tarfile`` does."""
-        end = self._offset + 2 * self.BLOCK
+        end = self._file.tell() + 2 * self.BLOCK
         self._file.write(bytes(2 * self.BLOCK + -end % self.RECORD))
         self._file.close()
 
