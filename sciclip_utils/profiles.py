@@ -1,87 +1,109 @@
 """Named parameter sets for every stage, kept in one place (DataComp ``scale_configs.py`` style).
 
-Notebooks and the CLI read their defaults from a profile; explicit parameters override them.
+A profile maps each stage to its parameters. Notebooks (parameters cell), the CLI (flags) and tests read
+their defaults from here through :func:`stage_params`; explicit values override them. A parameter has the
+same name in the profile, the notebook and the CLI (``max_papers`` is ``--max-papers``). :func:`paths`
+gives the run folders every stage reads and writes, so a stage run from the CLI and its notebook meet the
+same files.
 """
 
 from __future__ import annotations
 
+import argparse
+import copy
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-_TRAINING_SMALL: dict[str, Any] = {
+STAGES = ("corpus", "extract", "decontaminate", "analysis", "train", "evaluate")
+
+# DataComp "small" (scale_configs.py and train.py): ViT-B-32, 12.8M samples seen in 5 checkpoints.
+_TRAIN_SMALL: dict[str, Any] = {
     "model": "ViT-B-32",
-    "batch_size": 4096,
+    "batch_size": 4096,  # global: the per-GPU batch is batch_size / world size
     "lr": 5e-4,
     "warmup": 500,
+    "wd": 0.2,
     "beta2": 0.98,
     "samples_seen": 12_800_000,
     "checkpoints": 5,
     "precision": "amp",
+    "workers": 4,
+    "seed": 0,
+    "conditions": ["commonpool", "sci", "mix"],
 }
 
-PROFILES: dict[str, dict[str, Any]] = {
+_DECONTAMINATE_ISC: dict[str, Any] = {"descriptor": "isc", "threshold": 0.604169, "batch_size": 256}
+
+PROFILES: dict[str, dict[str, dict[str, Any]]] = {
     # A 2-core CPU laptop or CI: the whole study on the generated sample corpus in minutes.
     "tiny": {
-        "seed": 0,
-        "corpus_size": "tiny",
-        "workers": 2,
-        "samples_per_shard": 256,
-        "max_papers": None,
-        "decontam_descriptor": "dct",
+        "corpus": {"seed": 0, "size": "tiny", "workers": 2},
+        "extract": {"workers": 2, "samples_per_shard": 256, "max_papers": None},
         # The sample corpus draws its eval sets with the same generators as its training figures, so at the
         # dct's web-calibrated 0.757 most figures are look-alikes of some eval image; 0.97 keeps the
         # look-alikes and still catches the planted copies (resize, re-encode, flip). See 04_decontaminate.
-        "decontam_threshold": 0.97,
-        "model": "sciclip-tiny",
-        "batch_size": 64,
-        "lr": 1e-3,
-        "warmup": 20,
-        "beta2": 0.98,
-        "samples_seen": 20_000,
-        "checkpoints": 2,
-        "precision": "fp32",
-        "eval_tasks": "sample",
+        "decontaminate": {"descriptor": "dct", "threshold": 0.97, "batch_size": 256},
+        "analysis": {"max_images": 2000},
+        "train": {
+            "model": "sciclip-tiny",
+            "batch_size": 64,
+            "lr": 1e-3,
+            "warmup": 20,
+            "wd": 0.2,
+            "beta2": 0.98,
+            "samples_seen": 20_000,
+            "checkpoints": 2,
+            "precision": "fp32",
+            "workers": 1,
+            "seed": 0,
+            "conditions": ["commonpool", "sci", "mix"],
+        },
+        "evaluate": {"suite": "sample", "batch_size": 64, "bootstrap": 1000},
     },
     # The paper's setup (DataComp "small"): ViT-B-32, 12.8M samples seen, on GPUs.
     "small": {
-        "seed": 0,
-        "corpus_size": "small",
-        "workers": 16,
-        "samples_per_shard": 10_000,
-        "max_papers": None,
-        "decontam_descriptor": "isc",
-        "decontam_threshold": 0.604169,
-        **_TRAINING_SMALL,
-        "eval_tasks": "datacomp",
+        "corpus": {"seed": 0, "size": "small", "workers": 16},
+        "extract": {"workers": 16, "samples_per_shard": 10_000, "max_papers": None},
+        "decontaminate": dict(_DECONTAMINATE_ISC),
+        "analysis": {"max_images": 20_000},
+        "train": dict(_TRAIN_SMALL),
+        "evaluate": {"suite": "datacomp", "batch_size": 256, "bootstrap": 1000},
     },
-    # DataComp "medium": same recipe, 10x the samples seen.
+    # DataComp "medium": the same recipe with 10x the samples seen.
     "medium": {
-        "seed": 0,
-        "corpus_size": "small",
-        "workers": 32,
-        "samples_per_shard": 10_000,
-        "max_papers": None,
-        "decontam_descriptor": "isc",
-        "decontam_threshold": 0.604169,
-        **_TRAINING_SMALL,
-        "samples_seen": 128_000_000,
-        "eval_tasks": "datacomp",
+        "corpus": {"seed": 0, "size": "small", "workers": 32},
+        "extract": {"workers": 32, "samples_per_shard": 10_000, "max_papers": None},
+        "decontaminate": dict(_DECONTAMINATE_ISC),
+        "analysis": {"max_images": 20_000},
+        "train": {**_TRAIN_SMALL, "samples_seen": 128_000_000},
+        "evaluate": {"suite": "datacomp", "batch_size": 256, "bootstrap": 1000},
     },
 }
 
 
-def get_profile(name: str, **overrides: Any) -> dict[str, Any]:
-    """Return a copy of profile ``name`` with ``overrides`` applied (``None`` values are ignored)."""
+def get_profile(name: str) -> dict[str, dict[str, Any]]:
+    """A deep copy of profile ``name`` (stage -> parameters)."""
     if name not in PROFILES:
         known = ", ".join(sorted(PROFILES))
         raise ValueError(f"unknown profile {name!r}; known profiles: {known}")
-    profile = dict(PROFILES[name], profile=name)
-    unknown = set(overrides) - set(profile)
+    return copy.deepcopy(PROFILES[name])
+
+
+def stage_params(profile: str, stage: str, **overrides: Any) -> dict[str, Any]:
+    """Parameters of ``stage`` in ``profile`` with ``overrides`` applied (``None`` values keep the profile's)."""
+    stages = get_profile(profile)
+    if stage not in stages:
+        raise ValueError(f"unknown stage {stage!r}; known stages: {', '.join(STAGES)}")
+    params = stages[stage]
+    unknown = set(overrides) - set(params)
     if unknown:
-        raise ValueError(f"unknown profile keys {sorted(unknown)}; known keys: {sorted(profile)}")
-    profile.update({key: value for key, value in overrides.items() if value is not None})
-    return profile
+        raise ValueError(
+            f"unknown {stage} parameters {sorted(unknown)}; the {stage} parameters are {sorted(params)}"
+        )
+    params.update({key: value for key, value in overrides.items() if value is not None})
+    return params
 
 
 def project_root() -> Path:
@@ -93,26 +115,114 @@ def project_root() -> Path:
     return here
 
 
-def run_dir(profile: str) -> Path:
-    """Where a profile's data and models go: ``$SCICLIP_RUNS/<profile>`` or ``<repo>/runs/<profile>``."""
+@dataclass(frozen=True)
+class RunPaths:
+    """The folders of one profile's run; every stage reads its inputs and writes its outputs here."""
+
+    root: Path
+
+    @property
+    def sample_corpus(self) -> Path:
+        return self.root / "sample_corpus"
+
+    @property
+    def arxiv_inputs(self) -> Path:
+        """arXiv source packages (the sample corpus's by default)."""
+        return self.sample_corpus / "arxiv"
+
+    @property
+    def pmc_inputs(self) -> Path:
+        """PMC OA packages (the sample corpus's by default)."""
+        return self.sample_corpus / "pmc"
+
+    @property
+    def commonpool(self) -> Path:
+        """The web pool in CommonPool format (the sample corpus's by default)."""
+        return self.sample_corpus / "commonpool"
+
+    @property
+    def evalsets(self) -> Path:
+        return self.sample_corpus / "evalsets"
+
+    @property
+    def arxiv(self) -> Path:
+        """Extracted arXiv pairs (CommonPool format)."""
+        return self.root / "arxiv"
+
+    @property
+    def pmc(self) -> Path:
+        """Extracted PMC pairs (CommonPool format)."""
+        return self.root / "pmc"
+
+    @property
+    def decontaminated(self) -> Path:
+        """One decontaminated CommonPool folder per source: ``decontaminated/<source>``."""
+        return self.root / "decontaminated"
+
+    def sources(self) -> dict[str, Path]:
+        """The training sources before decontamination, by name."""
+        return {"arxiv": self.arxiv, "pmc": self.pmc, "commonpool": self.commonpool}
+
+    def decontaminated_sources(self) -> dict[str, Path]:
+        """The decontaminated training sources, by name (what analysis and training read)."""
+        return {source: self.decontaminated / source for source in self.sources()}
+
+    @property
+    def analysis(self) -> Path:
+        return self.root / "analysis"
+
+    @property
+    def train(self) -> Path:
+        """One folder per training condition: ``train/<condition>``."""
+        return self.root / "train"
+
+    @property
+    def eval(self) -> Path:
+        """One folder per evaluated condition: ``eval/<condition>/eval_results.jsonl``."""
+        return self.root / "eval"
+
+
+def paths(profile: str, runs: str | Path | None = None) -> RunPaths:
+    """The run folders of ``profile``: under ``runs``, else ``$SCICLIP_RUNS``, else ``<repo>/runs``."""
     get_profile(profile)
-    base = os.environ.get("SCICLIP_RUNS")
-    return (Path(base) if base else project_root() / "runs") / profile
+    base = runs or os.environ.get("SCICLIP_RUNS") or project_root() / "runs"
+    return RunPaths(Path(base) / profile)
 
 
-def cli_configure(parser: Any) -> None:
+def run_dir(profile: str) -> Path:
+    """Where a profile's data and models go (``paths(profile).root``)."""
+    return paths(profile).root
+
+
+def add_profile_option(parser: argparse.ArgumentParser) -> None:
+    """``--profile NAME`` (default ``tiny``), the source of every default a verb leaves as ``None``."""
+    parser.add_argument(
+        "--profile", default="tiny", help="named parameter profile for the defaults (see `sciclip profiles`)"
+    )
+
+
+def apply_profile(args: argparse.Namespace, stage: str) -> dict[str, Any]:
+    """Fill the ``None`` attributes of ``args`` that name ``stage`` parameters from ``args.profile``."""
+    params = stage_params(args.profile, stage)
+    for key, value in params.items():
+        if getattr(args, key, None) is None:
+            setattr(args, key, value)
+    return params
+
+
+def cli_configure(parser: argparse.ArgumentParser) -> None:
     """``sciclip profiles [NAME]``."""
     parser.add_argument("name", nargs="?", help="show one profile in full")
 
 
-def cli_run(args: Any) -> int:
-    """Print the known profiles, or one profile's parameters."""
-    names = [args.name] if args.name else sorted(PROFILES)
-    for name in names:
-        profile = get_profile(name)
-        if args.name:
-            for key, value in profile.items():
-                print(f"{key:20} {value}")
-        else:
-            print(f"{name:8} model={profile['model']} samples_seen={profile['samples_seen']:,}")
+def cli_run(args: argparse.Namespace) -> int:
+    """Print the known profiles, or one profile's parameters stage by stage."""
+    if args.name:
+        for stage, params in get_profile(args.name).items():
+            for key, value in params.items():
+                print(f"{stage:14} {key:18} {value}")
+        return 0
+    for name in sorted(PROFILES):
+        train = PROFILES[name]["train"]
+        print(f"{name:8} model={train['model']} samples_seen={train['samples_seen']:,}")
     return 0

@@ -26,7 +26,7 @@ def _notebook(path: Path, *cells: str) -> None:
 
 def test_profiles_are_complete_and_overridable() -> None:
     assert {"tiny", "small", "medium"} <= set(profiles.PROFILES)
-    small = profiles.get_profile("small")
+    small = profiles.stage_params("small", "train")
     assert (small["model"], small["batch_size"], small["lr"], small["warmup"]) == (
         "ViT-B-32",
         4096,
@@ -34,15 +34,24 @@ def test_profiles_are_complete_and_overridable() -> None:
         500,
     )
     assert (small["samples_seen"], small["checkpoints"], small["precision"]) == (12_800_000, 5, "amp")
-    assert profiles.get_profile("medium")["samples_seen"] == 128_000_000
-    assert (
-        set(profiles.PROFILES["tiny"]) == set(profiles.PROFILES["small"]) == set(profiles.PROFILES["medium"])
-    )
-    assert profiles.get_profile("tiny", workers=1, seed=None)["workers"] == 1
+    assert profiles.stage_params("medium", "train")["samples_seen"] == 128_000_000
+    for stage in profiles.STAGES:
+        keys = [set(profiles.PROFILES[name][stage]) for name in ("tiny", "small", "medium")]
+        assert keys[0] == keys[1] == keys[2], stage
+    assert profiles.stage_params("tiny", "extract", workers=1, max_papers=None)["workers"] == 1
     with pytest.raises(ValueError, match="known profiles: medium, small, tiny"):
         profiles.get_profile("nope")
-    with pytest.raises(ValueError, match="unknown profile keys"):
-        profiles.get_profile("tiny", wrokers=1)
+    with pytest.raises(ValueError, match="unknown extract parameters"):
+        profiles.stage_params("tiny", "extract", wrokers=1)
+
+
+def test_run_paths_follow_the_profile(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SCICLIP_RUNS", str(tmp_path))
+    run = profiles.paths("tiny")
+    assert run.root == tmp_path / "tiny" == profiles.run_dir("tiny")
+    assert run.decontaminated_sources()["arxiv"] == tmp_path / "tiny" / "decontaminated" / "arxiv"
+    assert run.evalsets == tmp_path / "tiny" / "sample_corpus" / "evalsets"
+    assert profiles.paths("small", tmp_path / "elsewhere").train == tmp_path / "elsewhere" / "small" / "train"
 
 
 def test_unknown_profile_is_a_clear_cli_error(capsys: pytest.CaptureFixture[str]) -> None:

@@ -340,15 +340,15 @@ def test_decontamination_at_the_tiny_profile_removes_the_planted_near_duplicates
 ) -> None:
     from sciclip_utils.commonpool import read_metadata
     from sciclip_utils.decontaminate import decontaminate
-    from sciclip_utils.profiles import get_profile
+    from sciclip_utils.profiles import stage_params
 
     out, summary = tiny_corpus
-    profile = get_profile("tiny")
+    profile = stage_params("tiny", "decontaminate")
     data = {"arxiv": tiny_extracted["folder"] / "arxiv", "pmc": tiny_extracted["folder"] / "pmc",
             "commonpool": out / "commonpool"}  # fmt: skip
     for source, data_dir in data.items():
         report = decontaminate(data_dir, [out / "evalsets"], tmp_path / source, progress=False,
-                               descriptor=profile["decontam_descriptor"], threshold=profile["decontam_threshold"])  # fmt: skip
+                               descriptor=profile["descriptor"], threshold=profile["threshold"])  # fmt: skip
         meta = read_metadata(data_dir).set_index("uid")
         removed = {
             (str(meta.at[row.uid, "paper_id"]), str(meta.at[row.uid, "figure_id"])): (row.dedup_eval_set, Path(row.dedup_eval_image).stem)
