@@ -47,6 +47,7 @@ from sciclip_utils.extract import (
     run_extraction,
     run_extraction_cli,
 )
+from sciclip_utils.latex import tex_math_to_text
 
 SOURCE = "pmc"
 XLINK_HREF = "{http://www.w3.org/1999/xlink}href"
@@ -226,7 +227,7 @@ def _render(element: etree._Element) -> str:
             else (mathml_text(element) + tail)
         )
     if name == "tex-math":
-        return tex_text(element.text or "") + tail
+        return tex_math_to_text(element.text or "") + tail
     if name == "alternatives":
         return _render_alternatives(element) + tail
     inner = (element.text or "") + "".join(_render(child) for child in element)
@@ -243,7 +244,7 @@ def _render_alternatives(element: etree._Element) -> str:
     for wanted in ("math", "tex-math"):
         for child in children:
             if _local(child) == wanted:
-                return mathml_text(child) if wanted == "math" else tex_text(child.text or "")
+                return mathml_text(child) if wanted == "math" else tex_math_to_text(child.text or "")
     return ""
 
 
@@ -278,56 +279,6 @@ def _mathml(element: etree._Element) -> str:
     if name in {"msqrt", "mroot"} and children:
         return "√" + _mathml(children[0]) if name == "mroot" else "√" + "".join(map(_mathml, children))
     return "".join(_mathml(child) for child in children)
-
-
-_TEX_DOCUMENT = re.compile(r"\\begin\{document\}(.*?)\\end\{document\}", re.DOTALL)
-_TEX_TEXT_COMMANDS = re.compile(
-    r"\\(?:text|textrm|textit|textbf|textsf|mathrm|mathit|mathbf|mathsf|mathbb|mathcal|mbox|operatorname|"
-    r"boldsymbol|bm|rm|it|bf)\s*\{([^{}]*)\}"
-)
-_TEX_FRACTION = re.compile(r"\\[dt]?frac\s*\{([^{}]*)\}\s*\{([^{}]*)\}")
-_TEX_SPACING = re.compile(r"\\(?:,|;|:|!|quad|qquad|enspace|thinspace| )")
-_TEX_SIZING = re.compile(r"\\(?:left|right|big|Big|bigg|Bigg)[lr]?\b")
-_TEX_SYMBOLS = {
-    "alpha": "α", "beta": "β", "gamma": "γ", "delta": "δ", "epsilon": "ε", "varepsilon": "ε", "zeta": "ζ",
-    "eta": "η", "theta": "θ", "vartheta": "θ", "iota": "ι", "kappa": "κ", "lambda": "λ", "mu": "μ",
-    "nu": "ν", "xi": "ξ", "pi": "π", "rho": "ρ", "sigma": "σ", "tau": "τ", "upsilon": "υ", "phi": "φ",
-    "varphi": "φ", "chi": "χ", "psi": "ψ", "omega": "ω", "Gamma": "Γ", "Delta": "Δ", "Theta": "Θ",
-    "Lambda": "Λ", "Xi": "Ξ", "Pi": "Π", "Sigma": "Σ", "Phi": "Φ", "Psi": "Ψ", "Omega": "Ω",
-    "upmu": "μ", "times": "×", "pm": "±", "mp": "∓", "cdot": "·", "leq": "≤", "le": "≤", "geq": "≥",
-    "ge": "≥", "neq": "≠", "ne": "≠", "approx": "≈", "sim": "∼", "simeq": "≃", "equiv": "≡",
-    "propto": "∝", "infty": "∞", "circ": "°", "degree": "°", "rightarrow": "→", "to": "→",
-    "leftarrow": "←", "Rightarrow": "⇒", "partial": "∂", "nabla": "∇", "sum": "Σ", "prod": "Π",
-    "int": "∫", "sqrt": "√", "ell": "ℓ", "prime": "′", "AA": "Å", "%": "%", "&": "&", "#": "#",
-    "_": "\x03", "{": "\x04", "}": "\x05", "lbrace": "\x04", "rbrace": "\x05", "langle": "⟨", "rangle": "⟩",
-    "ldots": "…", "cdots": "⋯", "dots": "…",
-}  # fmt: skip
-_TEX_MACRO = re.compile(r"\\([A-Za-z]+|[%&#_{}])")
-_ESCAPED_LITERALS = str.maketrans({"\x03": "_", "\x04": "{", "\x05": "}"})  # \_ \{ \} survive brace removal
-_KEEP_SPACE = "\x00"
-_DELIMITER = "\x01"
-
-
-def tex_text(tex: str) -> str:
-    """TeX math as plain text: preamble, ``$`` and simple macros stripped, Greek and relations as Unicode."""
-    match = _TEX_DOCUMENT.search(tex)
-    body = match.group(1) if match else tex
-    for delimiter in ("$", r"\[", r"\]", r"\(", r"\)"):
-        body = body.replace(delimiter, _DELIMITER)  # ends a macro name: ``\circ$C`` is ``\circ`` then ``C``
-    body = _TEX_SIZING.sub("", body)
-    for _ in range(4):  # nested \text{\mathrm{..}} and \frac{..}{..}, innermost first
-        body = _TEX_TEXT_COMMANDS.sub(lambda m: m.group(1).replace(" ", _KEEP_SPACE), body)
-        body = _TEX_FRACTION.sub(r"{\1}/{\2}", body)
-    body = _TEX_SPACING.sub(_KEEP_SPACE, body)
-    body = _TEX_MACRO.sub(lambda m: _TEX_SYMBOLS.get(m.group(1), ""), body)
-    body = "".join(body.split())  # spaces in TeX math are not significant
-    body = re.sub(r"\^\{?°\}?", "°", body)
-    body = body.replace("{", "").replace("}", "").replace("^", "").replace("_", "").replace("~", _KEEP_SPACE)
-    body = re.sub(
-        "([" + re.escape("".join(c for c in _SPACED_OPERATORS if len(c) == 1)) + "])", r" \1 ", body
-    )
-    body = body.replace(_KEEP_SPACE, " ").replace(_DELIMITER, "")
-    return _collapse(body.translate(_ESCAPED_LITERALS))
 
 
 # ----------------------------------------------------------------------------------------------- licences

@@ -23,6 +23,7 @@ from sciclip_utils.latex import (
     find_includes,
     parse_graphicspath,
     strip_comments,
+    tex_math_to_text,
 )
 
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
@@ -245,6 +246,27 @@ def test_caption_to_text(caption: str, text: str) -> None:
 
 def test_caption_to_text_without_macros_drops_unknown_commands() -> None:
     assert caption_to_text("\\ours{} claim \\mynote{kept} \\todo{a todonotes note}") == "claim kept"
+
+
+@pytest.mark.parametrize(
+    ("tex", "text"),
+    [
+        ("$\\alpha = 0.05$", "α = 0.05"),
+        ("$T_{\\mathrm{max}} \\leq 37^\\circ$C", "T_max ≤ 37°C"),
+        ("\\documentclass{minimal}\\begin{document}$$\\frac{a}{b}$$\\end{document}", "a/b"),
+        ("\\frac{\\mathrm{4}}{3}\\pi {r}^{3}", "4/3πr^3"),  # bare maths, no delimiters
+        ("\\(x \\in \\mathbb{R}\\)", "x ∈ ℝ"),
+        # JATS converters space everything: TeX ignores it in maths, \text keeps its own
+        (
+            "${\\text{L}}^{ - 1} [{\\text{Fe}}\\left( {{\\text{CN}})_{6} } \\right]^{3 - /4 - }$",
+            "L^-1[Fe(CN)_6]^(3-/4-)",
+        ),
+        ("$5\\,\\text{mm per day}$", "5 mm per day"),  # explicit spaces stay
+        ("x" * 100_001, ""),
+    ],
+)
+def test_tex_math_to_text(tex: str, text: str) -> None:
+    assert tex_math_to_text(tex) == text
 
 
 # --------------------------------------------------------------------------------------------------

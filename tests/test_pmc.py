@@ -31,7 +31,6 @@ from sciclip_utils.pmc import (
     normalize_license,
     parse_article,
     plan_inputs,
-    tex_text,
 )
 
 # (status, pairs) per article, counted by reading each XML: every <fig> has a caption and a graphic.
@@ -275,10 +274,7 @@ def test_media_mapping_is_exact() -> None:
     assert find_image("fig1", index_media(["p/fig10.jpg", "p/fig1.gif"])) == "p/fig1.gif"
 
 
-def test_tex_and_language_helpers() -> None:
-    assert tex_text(r"$\alpha = 0.05$") == "α = 0.05"
-    assert tex_text(r"$T_{\mathrm{max}} \leq 37^\circ$C") == "Tmax ≤ 37°C"
-    assert tex_text(r"\documentclass{minimal}\begin{document}$$\frac{a}{b}$$\end{document}") == "a/b"
+def test_language_helper() -> None:
     assert detect_language("The cells were treated with the drug for two days.") == "en"
     assert detect_language("Die Zellen wurden mit dem Medikament für zwei Tage behandelt.") == "de"
     assert detect_language("Kaplan–Meier curves", hint="en") == "en"  # too short: the article's language

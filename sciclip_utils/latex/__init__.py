@@ -14,7 +14,7 @@ Layers: `source` (decoding, comment/``\\iffalse``/verbatim masking, ``\\input``,
 from .figures import FigureFloat, GraphicRef, SubFigure, find_figures
 from .macros import MacroDef, Macros, collect_macros
 from .source import decode_tex, find_includes, parse_graphicspath, strip_comments
-from .text import MAX_CAPTION_CHARS, caption_to_text
+from .text import MAX_CAPTION_CHARS, caption_to_text, tex_math_to_text
 
 __all__ = [
     "MAX_CAPTION_CHARS",
@@ -30,4 +30,5 @@ __all__ = [
     "find_includes",
     "parse_graphicspath",
     "strip_comments",
+    "tex_math_to_text",
 ]

@@ -57,8 +57,9 @@ def _roman(number: str) -> str:
 class _Converter:
     """Converts an expanded token list to plain text (see `caption_to_text`)."""
 
-    def __init__(self, tokens: list[str]):
+    def __init__(self, tokens: list[str], math_spaces: bool = True):
         self.tokens = tokens
+        self.math_spaces = math_spaces  # False: spaces in math are dropped, as TeX does
         self.symbols = symbol_table()
         self.match: dict[int, int] = {}
         stack: list[int] = []
@@ -180,6 +181,8 @@ class _Converter:
             elif first in "^_":
                 value, i = self.arg(i, hi)
                 out.append(self._script(first, self.text_of(value, True, depth)))
+            elif token.isspace() and math and not self.math_spaces:
+                continue
             elif first in "~&" or token.isspace():
                 out.append(" ")
             elif first in "}#":
@@ -500,3 +503,22 @@ def caption_to_text(caption_tex: str, macros: Macros | None = None) -> str:
     tokens = expand(tokenize(strip_comments(caption_tex)), macros, strict=True)
     converter = _Converter(tokens)
     return _tidy(converter.convert(0, len(tokens), False, 0))
+
+
+_DOCUMENT_BODY_RE = re.compile(r"\\begin\{document\}(.*?)\\end\{document\}", re.S)
+_MATH_DELIMITER_RE = re.compile(r"\$|\\\(|\\\[")
+
+
+def tex_math_to_text(tex: str) -> str:
+    """A TeX formula as plain text, converted as a caption is (`caption_to_text`, no user macros): bare maths,
+    ``$...$``/``\\(...\\)``, or a minimal document around them (JATS ``tex-math``). Spaces inside the maths
+    are dropped as TeX drops them (converters write ``{ - 1}``); ``\\text{...}`` keeps its own. A formula
+    longer than `MAX_CAPTION_CHARS` gives ``""``."""
+    match = _DOCUMENT_BODY_RE.search(tex)
+    body = match.group(1) if match else tex
+    if len(body) > MAX_CAPTION_CHARS:
+        return ""
+    if not _MATH_DELIMITER_RE.search(body):
+        body = f"${body}$"
+    tokens = tokenize(strip_comments(body))
+    return _tidy(_Converter(tokens, math_spaces=False).convert(0, len(tokens), False, 0))
