@@ -235,8 +235,10 @@ class _Collector:
     start: str | None
     end: str | None
     items: list[WorkItem] = field(default_factory=list)
+    packages_seen: int = 0  # bulk tars, manifests, package files and source folders, in the date range or not
 
     def add_bulk(self, tar: Path, yymm: str | None) -> None:
+        self.packages_seen += 1
         bulk = BULK_TAR_RE.match(tar.name)
         if _in_range(yymm or (bulk.group(1) if bulk else None), self.start, self.end):
             self.items.extend(_bulk_items(tar))
@@ -245,11 +247,13 @@ class _Collector:
         if _is_bulk_tar(path):
             self.add_bulk(path, None)
         else:
+            self.packages_seen += 1
             item = _single_item(path)
             if _in_range(paper_yymm(item.paper_id), self.start, self.end):
                 self.items.append(item)
 
     def add_manifest(self, manifest: Path) -> None:
+        self.packages_seen += 1
         names = select_bulk_tars(manifest, self.start, self.end)
         missing = [name for name in names if not (manifest.parent / name).is_file()]
         if missing:
@@ -261,6 +265,7 @@ class _Collector:
 
     def add_folder(self, folder: Path) -> None:
         if _is_source_dir(folder):
+            self.packages_seen += 1
             item = WorkItem(key=str(folder.resolve()), input=str(folder), paper_id=folder.resolve().name)
             if _in_range(paper_yymm(item.paper_id), self.start, self.end):
                 self.items.append(item)
@@ -283,7 +288,8 @@ def build_work_items(
     inputs: Sequence[str | Path], *, start: str | None = None, end: str | None = None
 ) -> list[WorkItem]:
     """One work item per paper found in ``inputs`` (files, source dirs, folders, bulk tars, a bulk
-    manifest), keeping bulk tars and arXiv-id papers of months ``start..end``; sorted by key."""
+    manifest), keeping bulk tars and arXiv-id papers of months ``start..end``; sorted by key. Raises
+    ValueError when the inputs hold no arXiv package at all (an empty folder, one of ``.txt`` files)."""
     bounds = [yymm_key(bound) for bound in (start, end) if bound is not None]
     if len(bounds) == 2 and bounds[0] > bounds[1]:
         raise ValueError(f"date range is empty: {start} is after {end}")
@@ -299,6 +305,11 @@ def build_work_items(
             collector.add_manifest(path)
         else:
             collector.add_file(path)
+    if not collector.packages_seen:
+        raise ValueError(
+            f"no arXiv packages found in {', '.join(map(str, inputs))} (expected bulk tars, "
+            f"{MANIFEST_NAME}, per-paper .gz/.tar.gz/.tar files or source folders holding a .tex file)"
+        )
     unique = {item.key: item for item in collector.items}
     return [unique[key] for key in sorted(unique)]
 
@@ -585,12 +596,22 @@ class _FigureContext:
                 return found
         return None
 
-    def record(self, images: list[Image.Image], text: str, paper_id: str, figure_id: str) -> Record:
+    def record(
+        self, images: list[Image.Image], text: str, paper_id: str, figure_id: str, label: str | None
+    ) -> Record:
+        """A pair; ``label`` (the ``\\label`` of its float or sub-figure) becomes the ``label`` column."""
         started = time.perf_counter()
         image = images[0] if len(images) == 1 else composite(images)
         prepared = prepare_image(image)
         self.stats.image_seconds += time.perf_counter() - started
-        return Record(image=prepared, text=text, source=SOURCE, paper_id=paper_id, figure_id=figure_id)
+        return Record(
+            image=prepared,
+            text=text,
+            source=SOURCE,
+            paper_id=paper_id,
+            figure_id=figure_id,
+            extra={"label": label or ""},
+        )
 
 
 def _figure_records(
@@ -624,7 +645,7 @@ def _figure_records(
                 continue
             images = ctx.load(sub.graphics)
             if images:
-                records.append(ctx.record(images, text, paper_id, sub_id))
+                records.append(ctx.record(images, text, paper_id, sub_id, sub.label or figure.label))
         outside = len(figure.graphics) - in_subfigures
         if outside > 0:
             ctx.problems.append(f"{fid}: {outside} image(s) outside captioned sub-figures ignored")
@@ -633,7 +654,7 @@ def _figure_records(
         ctx.problems.append(f"{fid}: no caption")
         return []
     images = ctx.load(figure.graphics)
-    return [ctx.record(images, caption, paper_id, fid)] if images else []
+    return [ctx.record(images, caption, paper_id, fid, figure.label)] if images else []
 
 
 def _read_package(item: WorkItem) -> Package:
@@ -674,11 +695,15 @@ def process_item(item: WorkItem) -> ItemResult:
     body_start = begin.end() if begin else 0
     end = END_DOCUMENT_RE.search(flat.text, body_start)
     body = flat.text[body_start : end.start() if end else len(flat.text)]
-    figures = latex.find_figures(body, macros)
+    left_out: list[latex.LeftOut] = []
+    figures = latex.find_figures(body, macros, left_out)
 
     stats = _Stats()
     records: list[Record] = []
-    figure_problems: list[str] = []
+    figure_problems = [
+        f"{skipped.env} float in {flat.file_at(body_start + skipped.start)} left out: {skipped.reason}"
+        for skipped in left_out
+    ]
     for number, figure in enumerate(figures, start=1):
         ctx = _FigureContext(
             project,

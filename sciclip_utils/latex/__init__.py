@@ -11,7 +11,7 @@ Layers: `source` (decoding, comment/``\\iffalse``/verbatim masking, ``\\input``,
 (caption TeX to plain text).
 """
 
-from .figures import FigureFloat, GraphicRef, SubFigure, find_figures
+from .figures import FigureFloat, GraphicRef, LeftOut, SubFigure, find_figures
 from .macros import MacroDef, Macros, collect_macros
 from .source import decode_tex, find_includes, parse_graphicspath, strip_comments
 from .text import MAX_CAPTION_CHARS, caption_to_text, tex_math_to_text
@@ -20,6 +20,7 @@ __all__ = [
     "MAX_CAPTION_CHARS",
     "FigureFloat",
     "GraphicRef",
+    "LeftOut",
     "MacroDef",
     "Macros",
     "SubFigure",

@@ -30,6 +30,15 @@ class SubFigure:
 
 
 @dataclass
+class LeftOut:
+    """A float environment that `find_figures` does not return, and why."""
+
+    env: str
+    start: int  # offset in the given text
+    reason: str
+
+
+@dataclass
 class FigureFloat:
     env: str  # figure, figure*, wrapfigure, SCfigure, sidewaysfigure, ..., captionof
     caption: str | None  # raw TeX of the main caption (long form)
@@ -75,7 +84,10 @@ _FLOAT_BEGIN_RE = re.compile(r"\\begin\s*\{\s*(?:" + "|".join(re.escape(e) for e
 _SCAN_RE = re.compile(r"\\(?:(begin|end)\s*\{\s*([a-zA-Z@*]+)\s*\}|([a-zA-Z@]+)|.)", re.S)
 _ENV_RE = re.compile(r"\\\\|\\(begin|end)\s*\{\s*([a-zA-Z@*]+)\s*\}")
 _LABEL_RE = re.compile(r"\\label\s*\{([^{}]*)\}")
-_PARAM_RE = re.compile(r"#[1-9]")
+_PARAM_RE = re.compile(r"(?<!\\)#[1-9]")  # a macro parameter; \#1 is a printed "#1"
+_DEFINING_RE = re.compile(
+    r"\\(?:newcommand|renewcommand|providecommand|DeclareRobustCommand|[gex]?def|let)\*?\s*\{?\s*$"
+)
 _PATH_NOISE_RE = re.compile(r"\\(?:detokenize|string|noexpand|unexpanded|protect|relax)(?![a-zA-Z@])\s*")
 
 # Scan events: ("g", GraphicRef) graphic, ("c", raw, pos) main caption, ("sc", raw, pos) \subcaption,
@@ -464,7 +476,9 @@ def _captionof_regions(src: Source, float_spans: list) -> list[tuple[int, int]]:
     return regions
 
 
-def find_figures(tex: str, macros: Macros | None = None) -> list[FigureFloat]:
+def find_figures(
+    tex: str, macros: Macros | None = None, left_out: list[LeftOut] | None = None
+) -> list[FigureFloat]:
     """Figure floats of a document, in order: ``figure``, ``wrapfigure``, ``SCfigure``,
     ``sidewaysfigure`` (and starred variants), ``\\captionof{figure}`` outside floats (env
     ``captionof``, with the graphics of its minipage/group), and floats produced by user macros.
@@ -474,19 +488,29 @@ def find_figures(tex: str, macros: Macros | None = None) -> list[FigureFloat]:
     when wrapped in user macros; sub-figures from ``\\subfigure``, ``\\subfloat``, ``\\sidesubfloat``,
     ``\\subcaptionbox``, the ``subfigure`` environment and minipages with ``\\subcaption``. A float with
     several main captions (one per minipage) gives one `FigureFloat` per caption. Macro templates (floats
-    holding ``#1``) and floats with neither caption, graphics nor drawing are left out."""
-    found = _find_figures(cached_source(tex), macros, 0)
+    holding ``#1``) and floats with neither caption, graphics nor drawing are left out, each added to
+    ``left_out`` (when given) with the reason."""
+    skipped: list[LeftOut] = []
+    found = _find_figures(cached_source(tex), macros, 0, skipped)
+    for figure in found:
+        if figure.caption is None and not figure.graphics and not figure.has_tikz:
+            skipped.append(LeftOut(figure.env, figure.start, "no caption, image or drawing"))
     found = [f for f in found if f.caption is not None or f.graphics or f.has_tikz]
     found.sort(key=lambda figure: figure.start)
+    if left_out is not None:
+        left_out.extend(sorted(skipped, key=lambda item: item.start))
     return found
 
 
-def _find_figures(src: Source, macros: Macros | None, depth: int) -> list[FigureFloat]:
+def _find_figures(
+    src: Source, macros: Macros | None, depth: int, left_out: list[LeftOut]
+) -> list[FigureFloat]:
     tex = src.text
     spans = _float_spans(src.masked)
     found: list[FigureFloat] = []
     for env, begin, body_start, body_end, _end in spans:
         if _PARAM_RE.search(src.masked, body_start, body_end):
+            left_out.append(LeftOut(env, begin, "macro template (holds a parameter #1..#9)"))
             continue
         scanner = _FigureScanner(src, macros)
         body = scanner._skip_args(_FLOAT_ARGS.get(env.rstrip("*"), "["), body_start, body_end)
@@ -503,9 +527,13 @@ def _find_figures(src: Source, macros: Macros | None, depth: int) -> list[Figure
             index = bisect_right(starts, m.start()) - 1
             if m.group(1) is None or (index >= 0 and m.start() < spans[index][4]):
                 continue
+            if _DEFINING_RE.search(src.masked, max(0, m.start() - 40), m.start()):
+                continue  # the name in its own definition, not a call
             end = _macro_call_end(src, macros.definitions[m.group(1)], m.end(), len(tex))
             expanded = Source(expand_text(tex[m.start() : end], macros))
-            for figure in _find_figures(expanded, macros, depth + 1):
+            inner_left_out: list[LeftOut] = []
+            for figure in _find_figures(expanded, macros, depth + 1, inner_left_out):
                 figure.start = m.start()
                 found.append(figure)
+            left_out.extend(LeftOut(item.env, m.start(), item.reason) for item in inner_left_out)
     return found
