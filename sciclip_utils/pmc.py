@@ -47,7 +47,7 @@ from sciclip_utils.extract import (
     run_extraction,
     run_extraction_cli,
 )
-from sciclip_utils.latex import tex_math_to_text
+from sciclip_utils.latex import drop_invisible, tex_math_to_text
 
 SOURCE = "pmc"
 XLINK_HREF = "{http://www.w3.org/1999/xlink}href"
@@ -201,10 +201,11 @@ def caption_text(caption: etree._Element) -> str:
     """Readable caption text: title and paragraphs joined by single spaces, formulas as text.
 
     Nested ``supplementary-material``, ``object-id``, ``media``, graphics and labels (except list-item
-    labels) are left out, as are eLife's ``DOI: http://dx.doi.org/...`` paragraphs; whitespace collapsed,
+    labels) are left out, as are eLife's ``DOI: http://dx.doi.org/...`` paragraphs and invisible format
+    characters (zero-width no-break space, MathML's invisible times...); whitespace collapsed,
     and the space left before punctuation where an element was dropped removed (``graphic <g/>.``).
     """
-    text = "".join(_render(child) for child in caption)
+    text = drop_invisible("".join(_render(child) for child in caption))
     return _collapse(_GAP_BEFORE_PUNCTUATION.sub("", text).replace(_DROPPED, ""))
 
 

@@ -269,6 +269,49 @@ def test_tex_math_to_text(tex: str, text: str) -> None:
     assert tex_math_to_text(tex) == text
 
 
+@pytest.mark.parametrize(
+    ("caption", "text"),
+    [  # issue 22: operator names get TeX's operator spacing after a letter or a number
+        ("$v\\sin{i}$ of the star", "v sin i of the star"),
+        ("$v \\sin i$", "v sin i"),
+        ("$2\\log n$ steps", "2 log n steps"),
+        ("$\\alpha\\exp(-t)$", "α exp(-t)"),
+        ("$x^2\\det A$", "x^2 det A"),
+        ("$a\\operatorname{Tr}B$", "a Tr B"),
+        ("$\\sin x$, $(\\cos x)$, $f(x)\\log$", "sin x, (cos x), f(x)log"),
+        ("$\\sin\\cos x$", "sin cos x"),
+    ],
+)
+def test_operator_names_are_spaced_after_letters_and_numbers(caption: str, text: str) -> None:
+    assert caption_to_text(caption) == text
+
+
+@pytest.mark.parametrize(
+    ("relation", "symbol"),
+    [  # issue 22: \subset is the strict ⊂, and its neighbours are relations spaced as such
+        ("subset", "⊂"),
+        ("subseteq", "⊆"),
+        ("supset", "⊃"),
+        ("supseteq", "⊇"),
+        ("subsetneq", "⊊"),
+        ("supsetneq", "⊋"),
+        ("sqsubset", "⊏"),
+        ("sqsubseteq", "⊑"),
+        ("nsubseteq", "⊈"),
+    ],
+)
+def test_set_relations(relation: str, symbol: str) -> None:
+    assert caption_to_text(f"$A\\{relation} B$ and $A \\{relation}{{B}}$") == f"A {symbol} B and A {symbol} B"
+
+
+def test_invisible_characters_are_dropped() -> None:
+    """Issue 22: zero-width and invisible format characters never reach the caption text."""
+    caption = (
+        "\ufeffSoft\u00adware for $x\u2062y$: zero\u200bwidth, \u200ejoined\u200d, f\u2061(x)\u2063\u2064"
+    )
+    assert caption_to_text(caption) == "Software for xy: zerowidth, joined, f(x)"
+
+
 # --------------------------------------------------------------------------------------------------
 # find_figures
 # --------------------------------------------------------------------------------------------------

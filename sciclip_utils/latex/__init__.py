@@ -14,7 +14,7 @@ Layers: `source` (decoding, comment/``\\iffalse``/verbatim masking, ``\\input``,
 from .figures import FigureFloat, GraphicRef, LeftOut, SubFigure, find_figures
 from .macros import MacroDef, Macros, collect_macros
 from .source import decode_tex, find_includes, parse_graphicspath, strip_comments
-from .text import MAX_CAPTION_CHARS, caption_to_text, tex_math_to_text
+from .text import MAX_CAPTION_CHARS, caption_to_text, drop_invisible, tex_math_to_text
 
 __all__ = [
     "MAX_CAPTION_CHARS",
@@ -27,6 +27,7 @@ __all__ = [
     "caption_to_text",
     "collect_macros",
     "decode_tex",
+    "drop_invisible",
     "find_figures",
     "find_includes",
     "parse_graphicspath",

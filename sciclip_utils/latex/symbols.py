@@ -19,7 +19,8 @@ MATH_ACCENTS = {
 RELATIONS = names(
     "le leq ge geq leqslant geqslant ll gg neq ne approx sim simeq cong equiv propto lesssim gtrsim la ga "
     "times pm mp cdot to rightarrow leftarrow Rightarrow Leftarrow leftrightarrow Leftrightarrow mapsto "
-    "longrightarrow in notin subset subseteq supset supseteq div"
+    "longrightarrow in notin ni owns subset subseteq supset supseteq subsetneq supsetneq subseteqq supseteqq "
+    "subsetneqq supsetneqq nsubset nsupset nsubseteq nsupseteq sqsubset sqsupset sqsubseteq sqsupseteq div"
 )
 OPERATOR_NAMES = names(
     "log ln lg exp sin cos tan cot sec csc arcsin arccos arctan sinh cosh tanh coth max min sup inf lim "
@@ -47,6 +48,10 @@ _OWN_SYMBOLS = {
     "textbullet": "•", "cdotp": "·", "colon": ":", "vert": "|", "Vert": "‖", "|": "‖", "backslash": "\\",
     "percent": "%", "textpercent": "%", "textdollar": "$", "textsterling": "£",
     "texteuro": "€", "euro": "€", "textyen": "¥", "AA": "Å", "angstrom": "Å", "textohm": "Ω", "ohm": "Ω",
+    # set relations pinned here, whatever pylatexenc's table says: \subset is ⊂, \subseteq is ⊆
+    "subset": "⊂", "supset": "⊃", "subseteq": "⊆", "supseteq": "⊇", "subsetneq": "⊊", "supsetneq": "⊋",
+    "subseteqq": "⫅", "supseteqq": "⫆", "subsetneqq": "⫋", "supsetneqq": "⫌", "nsubset": "⊄", "nsupset": "⊅",
+    "nsubseteq": "⊈", "nsupseteq": "⊉", "sqsubset": "⊏", "sqsupset": "⊐", "sqsubseteq": "⊑", "sqsupseteq": "⊒",
 }  # fmt: skip
 DROP = names(
     "centering raggedright raggedleft noindent indent relax protect displaystyle textstyle scriptstyle "

@@ -33,6 +33,10 @@ from .symbols import (
 MAX_CAPTION_CHARS = 100_000
 _XSPACE = "\x01"  # \xspace: a space unless punctuation follows
 _SOFT = "\x02"  # after an operator name: a space only if a letter or digit follows
+_SOFT_BEFORE = "\x03"  # before an operator name: a space only if a letter or digit precedes (v sin i)
+# zero-width and invisible format characters: soft hyphen, zero-width space/joiners, direction marks, invisible
+# function application/times/separator/plus, zero-width no-break space (BOM)
+_INVISIBLE = dict.fromkeys(map(ord, "\u00ad\u200b\u200c\u200d\u200e\u200f\u2061\u2062\u2063\u2064\ufeff"))
 _LEADING_RELATION_RE = re.compile(r"^([~≈≲≳<>≤≥∝]) +")
 _MATH_OPEN = {"\\(": "\\)", "\\[": "\\]"}
 
@@ -243,7 +247,9 @@ class _Converter:
                 text = text.lower()
             elif name in ("enquote", "textquote"):
                 text = f"“{text}”"
-            out.append(text + (_SOFT if name == "operatorname" and math else ""))
+            if name == "operatorname" and math:
+                text = _SOFT_BEFORE + text + _SOFT
+            out.append(text)
             return i
         if name in REFS:
             _, i = self.args("*{", i, hi)
@@ -253,7 +259,7 @@ class _Converter:
             _, i = self.args(DROP_ARGS[name], i, hi)
             return i
         if name in OPERATOR_NAMES:
-            out.append(name + (_SOFT if math else ""))
+            out.append(_SOFT_BEFORE + name + _SOFT if math else name)
             return i
         symbol = self.symbols.get(name)
         if symbol is not None:
@@ -477,6 +483,8 @@ def _tidy(text: str) -> str:
     text = re.sub(_XSPACE + r"+(?=[^\s,.'/?;:!~\-)\]}’”…" + _XSPACE + _SOFT + "])", " ", text)
     text = re.sub(_SOFT + r"+(?=[^\W_])", " ", text)
     text = text.replace(_XSPACE, "").replace(_SOFT, "")
+    text = re.sub(r"(?<=[^\W_])" + _SOFT_BEFORE + "+", " ", text).replace(_SOFT_BEFORE, "")
+    text = drop_invisible(text)
     text = unicodedata.normalize("NFC", text)
     text = re.sub(r"\s+", " ", text)
     text = _EMPTY_BRACKETS_RE.sub(r"\1", text)
@@ -486,6 +494,11 @@ def _tidy(text: str) -> str:
     text = _SPACE_BEFORE_PUNCT_RE.sub(r"\1", text)
     text = re.sub(r"(?<!\.)\.\.(?!\.)", ".", text)  # "et al. \cite{x}." leaves "et al.."; "..." stays
     return re.sub(r"\s+", " ", text).strip()
+
+
+def drop_invisible(text: str) -> str:
+    """``text`` without invisible format characters (U+00AD, U+200B-U+200F, U+2061-U+2064, U+FEFF)."""
+    return text.translate(_INVISIBLE)
 
 
 def caption_to_text(caption_tex: str, macros: Macros | None = None) -> str:
