@@ -480,11 +480,11 @@ _SPACE_BEFORE_PUNCT_RE = re.compile(r"\s+([.,;:!?])(?=\s|$|[)\]\"”’])")
 
 
 def _tidy(text: str) -> str:
+    text = drop_invisible(text)
     text = re.sub(_XSPACE + r"+(?=[^\s,.'/?;:!~\-)\]}’”…" + _XSPACE + _SOFT + "])", " ", text)
     text = re.sub(_SOFT + r"+(?=[^\W_])", " ", text)
     text = text.replace(_XSPACE, "").replace(_SOFT, "")
     text = re.sub(r"(?<=[^\W_])" + _SOFT_BEFORE + "+", " ", text).replace(_SOFT_BEFORE, "")
-    text = drop_invisible(text)
     text = unicodedata.normalize("NFC", text)
     text = re.sub(r"\s+", " ", text)
     text = _EMPTY_BRACKETS_RE.sub(r"\1", text)
