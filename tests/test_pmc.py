@@ -531,12 +531,17 @@ def test_unsafe_package_members_are_skipped_and_recorded(tmp_path: Path) -> None
 
 
 def test_invisible_characters_leave_pmc_captions() -> None:
-    """Issue 22: a zero-width no-break space and MathML's invisible times never reach the caption text."""
+    """Issue 22: a zero-width no-break space and MathML's invisible times never reach the caption text;
+    TeX maths reads as in arXiv captions."""
     xml = """<?xml version="1.0"?>
 <article xmlns:xlink="http://www.w3.org/1999/xlink" xmlns:mml="http://www.w3.org/1998/Math/MathML"><body>
 <fig id="f1"><caption><p>\ufeffGrowth of <italic>E.\u200bcoli</italic> at rate <inline-formula><mml:math>
   <mml:mi>k</mml:mi><mml:mo>\u2062</mml:mo><mml:mi>t</mml:mi></mml:math></inline-formula>, non\u00adlinear
   fit\u2063.</p></caption><graphic xlink:href="f1"/></fig>
+<fig id="f2"><caption><p>Rotation <inline-formula><tex-math><![CDATA[\\documentclass{minimal}
+  \\begin{document}$v\\sin{i} \\subset {\\cal S}$\\end{document}]]></tex-math></inline-formula>.</p></caption>
+  <graphic xlink:href="f2"/></fig>
 </body></article>""".encode()
-    (figure,) = parse_article(xml).figures
-    assert figure.caption == "Growth of E.coli at rate kt, nonlinear fit."
+    first, second = parse_article(xml).figures
+    assert first.caption == "Growth of E.coli at rate kt, nonlinear fit."
+    assert second.caption == "Rotation v sin i ⊂ S."  # tex-math through the arXiv caption converter
