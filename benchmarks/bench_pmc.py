@@ -1,138 +1,172 @@
-"""PMC extraction speed per worker on the real fixtures (in-process, one core).
+"""PMC extraction: pairs/s per worker and its split by phase, the obvious one-process baseline, the image
+cost per pair next to its floor, and 1 -> 2 Dask workers; every ratio measured in this run.
 
-Prints articles/s and pairs/s for the per-article work a Dask worker does (read the package, parse the
-XML, captions, map and re-encode the images), the share of it spent in XML/captions vs images, and the
-end-to-end rate of ``extract_pmc(workers=0)`` including the shard writing (each a fresh output folder).
-End to end is also split, by a straight-line fit over runs of 4 to all articles, into a fixed cost per
-run (starting the item sandbox, markers, manifest) and the cost per pair, which is what a long run pays.
+Inputs: the real fixture articles (``../shared/fixtures/pmc``), else the generated sample corpus's. The
+baseline reads each package with ``tarfile``, parses the XML with ``xml.etree``, takes captions with
+``itertext`` and gives each figure's image to Pillow (full decode, ``thumbnail``, JPEG); it writes a tar.
+The floor of a pair's image is decoding the same JPEGs at 1/8 scale (little more than reading their
+entropy-coded data, which any decoder must; other rasters in full) plus encoding the output JPEG: it
+depends on the figures' file sizes, so the ratio, not a time, is the target. Rounds are interleaved for
+``--seconds``; the best round counts.
 
-Every measurement is taken once per round, the rounds interleaved for ``--seconds``: this VM slows down by
-up to 1.5x for minutes at a time, so each figure is given for the best round (what the code costs when
-nothing interferes: timeit's rule) and for the median round. The verdict on the target uses the best. A
-fixed reference workload that is none of this code (hashing, a memory scan, fresh pages) runs in every
-round too: how much slower its median round is than its best shows how much of the spread is the machine.
-
-Run: ``.venv/bin/python benchmarks/bench_pmc.py [--seconds S]``
+Run: ``.venv/bin/python benchmarks/bench_pmc.py [--json OUT] [--seconds S] [--copies N]``
 """
 
 from __future__ import annotations
 
-import argparse
-import hashlib
+import functools
 import shutil
-import statistics
+import tarfile
 import tempfile
 import time
-from collections.abc import Callable
-from pathlib import Path
+import xml.etree.ElementTree as ElementTree
+from pathlib import Path, PurePosixPath
 
-import numpy as np
+from benchlib import FIXTURES, Report, arguments, interleaved, sample_corpus
+from extraction import (
+    encode_floor,
+    output_pixels,
+    pillow_thumbnail_jpeg,
+    raster_decode_floor,
+    replicated,
+    report_scaling,
+    report_split,
+    scaling,
+    split_round,
+    write_baseline_tar,
+)
 
-from sciclip_utils.extract import WorkItem, keep_freed_memory
-from sciclip_utils.pmc import Options, extract_pmc, open_article, parse_article, plan_inputs, process_article
+from sciclip_utils import images as image_module
+from sciclip_utils import pmc
+from sciclip_utils.extract import keep_freed_memory
+from sciclip_utils.pmc import Options, extract_pmc, plan_inputs, process_article
 
-TARGET_S_PER_PAIR = 0.004
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "pmc"
-MIN_ROUNDS = 3
-
-
-def article_xml(item: WorkItem) -> bytes:
-    files, xml_name = open_article(item)
-    return files.read(xml_name)
-
-
-def timed(work: Callable[[], object]) -> float:
-    start = time.perf_counter()
-    work()
-    return time.perf_counter() - start
+GROUP = "PMC"
+TARGETS = {
+    "reading": [(pmc, "open_article")],
+    "captions": [(pmc, "caption_text"), (pmc, "detect_language")],
+    "images": [(image_module, "prepare_image"), (image_module, "load_image"), (image_module, "composite")],
+}
+XLINK_HREF = "{http://www.w3.org/1999/xlink}href"
 
 
-def reference_workload(data: bytes, array: np.ndarray) -> float:
-    """Seconds of a fixed, memory-heavy job that is none of this code."""
-    start = time.perf_counter()
-    hashlib.sha256(data).digest()
-    array.sum()
-    np.ones(len(data) // 8).sum()  # fresh pages
-    return time.perf_counter() - start
+def baseline_article(path: Path) -> list[tuple[bytes, str]]:
+    """Pairs of one article the obvious way: the package read in full, ``xml.etree``, Pillow."""
+    if path.is_dir():
+        files = {p.name: p.read_bytes() for p in path.iterdir() if p.is_file()}
+    elif path.suffix.lower() in (".xml", ".nxml"):
+        files = {p.name: p.read_bytes() for p in path.parent.iterdir() if p.is_file()}
+    else:
+        with tarfile.open(path) as tar:
+            files = {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}
+    xml_name = next(n for n in sorted(files) if n.endswith((".nxml", ".xml")))
+    by_stem = {PurePosixPath(n).stem: n for n in files if not n.endswith((".nxml", ".xml", ".pdf"))}
+    pairs = []
+    for fig in ElementTree.fromstring(files[xml_name]).iter("fig"):
+        caption, graphic = fig.find("caption"), fig.find(".//graphic")
+        if caption is None or graphic is None:
+            continue
+        name = by_stem.get(PurePosixPath(graphic.get(XLINK_HREF, "")).stem.removesuffix(".jpg"))
+        if name is None:
+            continue
+        pairs.append((pillow_thumbnail_jpeg(files[name]), " ".join("".join(caption.itertext()).split())))
+    return pairs
+
+
+def baseline_run(paths: list[Path], folder: Path) -> int:
+    pairs = [pair for path in paths for pair in baseline_article(path)]
+    write_baseline_tar(pairs, folder / "baseline.tar")
+    return len(pairs)
+
+
+def collect_pairs(items: list, process: functools.partial) -> list[tuple[list[bytes], bytes]]:
+    """For every pair our extraction writes: the image files it decoded and its output JPEG."""
+    pairs: list[tuple[list[bytes], bytes]] = []
+    pending: list[bytes] = []
+    prepare, load = image_module.prepare_image, image_module.load_image
+
+    def loading(data: bytes, *args: object, **kwargs: object) -> object:
+        pending.append(data)
+        return load(data, *args, **kwargs)
+
+    def preparing(image: object, *args: object) -> object:
+        prepared = prepare(image, *args)
+        pairs.append(([image] if isinstance(image, bytes) else list(pending), prepared.jpeg))
+        pending.clear()
+        return prepared
+
+    image_module.prepare_image, image_module.load_image = preparing, loading
+    try:
+        for item in items:
+            process(item)
+    finally:
+        image_module.prepare_image, image_module.load_image = prepare, load
+    return pairs
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--inputs", type=Path, default=FIXTURES, help="PMC inputs (default: the fixtures)")
-    parser.add_argument(
-        "--seconds", type=float, default=90, help=f"time spent in rounds (at least {MIN_ROUNDS})"
-    )
-    args = parser.parse_args()
-    if not args.inputs.exists():
-        raise SystemExit(f"no inputs at {args.inputs} (the fixtures live in ../shared/fixtures)")
+    args = arguments(__doc__, copies=(int, 3, "copies of the articles for the worker scaling"))
+    report = Report("bench_pmc")
     keep_freed_memory()  # as in the sandbox process that runs the items of an extraction
-    items = plan_inputs([args.inputs]).items
-    options = Options()
-    pairs = sum(len(process_article(item, options).records) for item in items)  # warm-up (imports, caches)
-    xml = [article_xml(item) for item in items]
-    counts = sorted({min(k, len(items)) for k in (4, 8, 12, 16)} | {len(items)})  # the last: all articles
-    pairs_at: dict[int, int] = {}
-    rng = np.random.default_rng(0)
-    reference_data, reference_array = rng.bytes(16 << 20), rng.random(4 << 20)
+    inputs = FIXTURES / "pmc"
+    if not inputs.is_dir():
+        report.note(f"fixtures not found at {inputs}: the sample corpus's articles are used")
+        inputs = sample_corpus(args.corpus) / "pmc"
+    items = plan_inputs([inputs]).items
+    process = functools.partial(process_article, options=Options())
+    pairs = collect_pairs(items, process)  # also the warm-up
+    outputs = [output_pixels(jpeg) for _, jpeg in pairs]
+
+    def floor() -> float:
+        start = time.perf_counter()
+        for (files, _), pixels in zip(pairs, outputs, strict=True):
+            for data in files:
+                raster_decode_floor(data)
+            encode_floor(pixels)
+        return time.perf_counter() - start
 
     with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        counts: dict[str, int] = {}
 
-        def run(max_papers: int) -> float:
-            """Seconds of one extraction into a fresh folder (removed afterwards, untimed)."""
-            out = Path(tmp) / "out"
+        def end_to_end() -> float:
             start = time.perf_counter()
-            summary = extract_pmc([args.inputs], out, workers=0, progress=False, max_papers=max_papers)
+            counts["ours"] = extract_pmc([inputs], folder / "ours", workers=0, progress=False).pairs
             seconds = time.perf_counter() - start
-            pairs_at[max_papers] = summary.pairs
-            shutil.rmtree(out)
+            shutil.rmtree(folder / "ours")
             return seconds
 
-        run(len(items))  # imports
-        measurements: dict[str, Callable[[], float]] = {
-            "articles": lambda: timed(lambda: [process_article(item, options) for item in items]),
-            "parsing": lambda: timed(lambda: [parse_article(data) for data in xml]),
-            **{f"run {k}": (lambda k=k: run(k)) for k in counts},
-            "reference": lambda: reference_workload(reference_data, reference_array),
-        }
-        times: dict[str, list[float]] = {name: [] for name in measurements}
-        started = time.perf_counter()
-        while len(times["articles"]) < MIN_ROUNDS or time.perf_counter() - started < args.seconds:
-            for name, measure in measurements.items():
-                times[name].append(measure())
+        def baseline() -> float:
+            start = time.perf_counter()
+            counts["baseline"] = baseline_run([Path(item.input) for item in items], folder)
+            return time.perf_counter() - start
 
-    rounds = len(times["articles"])
-    print(
-        f"inputs: {args.inputs} ({len(items)} articles, {pairs} pairs), 1 worker, {rounds} interleaved rounds"
+        splits: list[dict] = []
+        measurements = {
+            "split": lambda: splits.append(split_round(items, process, TARGETS)) or splits[-1]["item"],
+            "floor": floor,
+            "ours": end_to_end,
+            "baseline": baseline,
+        }
+        times = interleaved(measurements, args.seconds, min_rounds=3)
+
+    best = min(splits, key=lambda split: split["images"])
+    report_split(report, GROUP, min(splits, key=lambda split: split["item"] + split["writing"]))
+    report.add(
+        GROUP, f"images per pair ({len(pairs)} pairs)", 1000 * best["images"] / best["pairs"], "ms/pair",
+        baseline=1000 * times["floor"]["best"] / len(pairs), baseline_name="1/8 decode+encode floor",
+        target="<= 1.5",
+    )  # fmt: skip
+    report.add(
+        GROUP, "whole path, 1 process (extract_pmc workers=0)", counts["ours"] / times["ours"]["best"], "pairs/s",
+        baseline=counts["baseline"] / times["baseline"]["best"], baseline_name="obvious baseline",
+        note=f"ours {counts['ours']} pairs, baseline {counts['baseline']} pairs",
+    )  # fmt: skip
+    report_scaling(report, GROUP, scaling(replicated(items, args.copies), process, "pmc"))
+    report.note(
+        f"inputs: {inputs} ({len(items)} articles), best of {times['ours']['rounds']} interleaved rounds"
     )
-    verdict = {}
-    for label, stat in (("best round", min), ("median round", statistics.median)):
-        per_item, parsing = stat(times["articles"]), stat(times["parsing"])
-        seconds_at = [stat(times[f"run {k}"]) for k in counts]
-        per_pair, fixed = np.polyfit([pairs_at[k] for k in counts], seconds_at, 1)
-        verdict[label] = per_pair
-        end_to_end, total = seconds_at[-1], pairs_at[counts[-1]]
-        rest = per_item - parsing
-        print(f"{label}:")
-        print(f"  per-article work : {len(items) / per_item:7.1f} articles/s  {pairs / per_item:7.1f} pairs/s  "
-              f"{1000 * per_item / pairs:5.2f} ms/pair")  # fmt: skip
-        print(
-            f"    XML + captions : {1000 * parsing / pairs:5.2f} ms/pair ({100 * parsing / per_item:4.1f}% of it)"
-        )
-        print(f"    images + I/O   : {1000 * rest / pairs:5.2f} ms/pair ({100 * rest / per_item:4.1f}%)")
-        print(f"  end to end       : {total / end_to_end:7.1f} pairs/s  {1000 * end_to_end / total:5.2f} ms/pair "
-              "(extract_pmc, workers=0, incl. planning, parts and shards)")  # fmt: skip
-        print(
-            f"    split          : {1000 * per_pair:5.2f} ms/pair + {1000 * fixed:5.1f} ms per run "
-            f"(fit over {len(counts)} runs of {', '.join(str(pairs_at[k]) for k in counts)} pairs)"
-        )
-    slowdown = statistics.median(times["reference"]) / min(times["reference"])
-    print(f"machine: the reference workload's median round is {slowdown:.2f}x its best")
-    met = "met" if verdict["best round"] <= TARGET_S_PER_PAIR else "not met"
-    print(
-        f"target <= {1000 * TARGET_S_PER_PAIR:g} ms per pair per worker end to end, in a long run, "
-        f"on these inputs: {met} "
-        f"(best round {1000 * verdict['best round']:.2f} ms/pair, median {1000 * verdict['median round']:.2f})"
-    )
+    report.write(args.json)
 
 
 if __name__ == "__main__":

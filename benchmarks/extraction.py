@@ -1,0 +1,184 @@
+"""What ``bench_arxiv.py`` and ``bench_pmc.py`` share: the split of an item's time by phase, the obvious
+baseline's output, image floors, and 1 -> 2 worker scaling on a Dask ``LocalCluster``."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import tarfile
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from sciclip_utils.extract import ItemResult, WorkItem, run_extraction
+
+JPEG_QUALITY = 95  # the output JPEG quality (sciclip_utils.images.JPEG_QUALITY)
+PHASES = ("reading", "parsing", "captions", "images", "writing")
+
+
+class Stopwatch:
+    """Seconds spent in chosen functions (outermost calls only), by phase, while active.
+
+    ``targets`` maps a phase to (owner, attribute) pairs: a module or class and the function's name there.
+    """
+
+    def __init__(self, targets: dict[str, list[tuple[Any, str]]]) -> None:
+        self.targets = targets
+        self.seconds = dict.fromkeys(targets, 0.0)
+        self._depth = 0
+        self._saved: list[tuple[Any, str, Any]] = []
+
+    def _wrap(self, phase: str, function: Callable) -> Callable:
+        def timed_call(*args: Any, **kwargs: Any) -> Any:
+            if self._depth:
+                return function(*args, **kwargs)
+            self._depth += 1
+            start = time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                self.seconds[phase] += time.perf_counter() - start
+                self._depth -= 1
+
+        return timed_call
+
+    def __enter__(self) -> Stopwatch:
+        for phase, places in self.targets.items():
+            for owner, name in places:
+                function = owner.__dict__[name] if isinstance(owner, type) else getattr(owner, name)
+                self._saved.append((owner, name, function))
+                setattr(owner, name, self._wrap(phase, function))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for owner, name, function in reversed(self._saved):
+            setattr(owner, name, function)
+        self._saved.clear()
+
+
+def split_round(
+    items: Sequence[WorkItem], process: Callable[[WorkItem], ItemResult], targets: dict[str, list]
+) -> dict[str, float]:
+    """One in-process pass over ``items``: seconds by phase (parsing = the rest of the item's time), the
+    writing of the pairs as a CommonPool dataset, and the pair count."""
+    from sciclip_utils.commonpool import write_dataset
+
+    with Stopwatch(targets) as watch:
+        start = time.perf_counter()
+        records = [record for item in items for record in process(item).records]
+        total = time.perf_counter() - start
+    seconds = dict(watch.seconds)
+    seconds["parsing"] = total - sum(seconds.values())
+    with tempfile.TemporaryDirectory() as folder:
+        seconds["writing"] = timed_write(lambda: write_dataset(records, Path(folder) / "out"))
+    seconds["item"] = total
+    seconds["pairs"] = len(records)
+    return seconds
+
+
+def timed_write(work: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    work()
+    return time.perf_counter() - start
+
+
+def write_baseline_tar(pairs: list[tuple[bytes, str]], path: Path) -> None:
+    """The obvious writer: ``tarfile`` with a .jpg and a .txt per pair."""
+    with tarfile.open(path, "w") as tar:
+        for number, (jpeg, text) in enumerate(pairs):
+            for suffix, data in (("jpg", jpeg), ("txt", text.encode())):
+                info = tarfile.TarInfo(f"{number:09d}.{suffix}")
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+
+
+def pillow_thumbnail_jpeg(data: bytes) -> bytes:
+    """The obvious image path: Pillow decodes everything, ``thumbnail`` to 512 px, save as JPEG."""
+    from PIL import Image
+
+    img = Image.open(io.BytesIO(data))
+    img.load()
+    img = img.convert("RGB")
+    img.thumbnail((512, 512))
+    out = io.BytesIO()
+    img.save(out, format="JPEG", quality=JPEG_QUALITY)
+    return out.getvalue()
+
+
+def raster_decode_floor(data: bytes) -> np.ndarray | None:
+    """The least any decoder must do: a JPEG's entropy-coded data read (decoded at 1/8 scale), another
+    raster decoded in full by OpenCV; None when OpenCV cannot decode it."""
+    flag = cv2.IMREAD_REDUCED_COLOR_8 if data[:3] == b"\xff\xd8\xff" else cv2.IMREAD_COLOR
+    return cv2.imdecode(np.frombuffer(data, np.uint8), flag)
+
+
+def encode_floor(pixels: np.ndarray) -> bytes:
+    """Encoding the output (512-px pixels) as the JPEG that is stored."""
+    ok, jpeg = cv2.imencode(".jpg", pixels, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+    return jpeg.tobytes()
+
+
+def output_pixels(jpeg: bytes) -> np.ndarray:
+    return cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+
+
+def replicated(items: Sequence[WorkItem], copies: int) -> list[WorkItem]:
+    """``copies`` of every item under distinct keys: enough work for two workers to share evenly."""
+    return [dataclasses.replace(item, key=f"{item.key}#{n}") for n in range(copies) for item in items]
+
+
+def scaling(items: Sequence[WorkItem], process: Callable[[WorkItem], ItemResult], source: str) -> dict:
+    """Seconds of ``run_extraction`` on 1 and on 2 Dask workers (each cluster started and warmed up
+    first, so the figure is the work and not the cluster start-up); pairs written."""
+    import dask
+    from distributed import Client, LocalCluster
+
+    seconds: dict[int, float] = {}
+    pairs = 0
+    warmup = list(items[: max(2, len(items) // 10)])
+    with dask.config.set({"distributed.worker.daemon": False}):
+        for workers in (1, 2):
+            with (
+                LocalCluster(n_workers=workers, threads_per_worker=1, host="127.0.0.1", dashboard_address=None) as cluster,
+                Client(cluster),
+                tempfile.TemporaryDirectory() as folder,
+            ):  # fmt: skip
+                address = cluster.scheduler_address
+                for item in warmup:  # imports and the sandbox on each worker
+                    run_extraction([item], process, Path(folder) / "warm", source=source, scheduler=address, progress=False)  # fmt: skip
+                start = time.perf_counter()
+                summary = run_extraction(items, process, Path(folder) / "out", source=source, scheduler=address, progress=False)  # fmt: skip
+                seconds[workers] = time.perf_counter() - start
+                pairs = summary.pairs
+    return {"seconds": seconds, "pairs": pairs}
+
+
+def report_split(report: Any, group: str, split: dict[str, float]) -> None:
+    """Pairs/s per worker and each phase's share, from the best in-process round."""
+    pairs = split["pairs"]
+    total = split["item"] + split["writing"]
+    report.add(group, "pairs/s per worker (1 process, in-process)", pairs / total, "pairs/s")
+    for phase in PHASES:
+        report.add(
+            group,
+            f"  {phase}",
+            1000 * split[phase] / pairs,
+            "ms/pair",
+            note=f"{split[phase] / total:.0%} of the time",
+        )
+
+
+def report_scaling(report: Any, group: str, result: dict) -> None:
+    one, two = result["seconds"][1], result["seconds"][2]
+    pairs = result["pairs"]
+    report.add(group, "1 Dask worker", pairs / one, "pairs/s")
+    report.add(
+        group, "2 Dask workers (speed-up over 1)", pairs / two, "pairs/s",
+        baseline=pairs / one, baseline_name="1 worker", target=">= 1.7",
+        note=f"{pairs} pairs; LocalCluster started and warmed up before timing",
+    )  # fmt: skip
