@@ -1,25 +1,28 @@
-"""Decontamination speed and calibration on this machine.
+"""Decontamination speed on this machine, and the calibration of ``dct`` on request.
 
-Prints images/s of each descriptor (``dct`` on 512-px JPEGs as stored in CommonPool shards, its reference
-side with 10 views per eval image, and ``isc`` with random weights on CPU for a few images), the time to
-score 100k training descriptors against 10k eval images (random unit vectors: exact batched matrix
-products and FAISS IndexFlatIP), and the calibration of ``dct`` (ROC points, chosen threshold).
+Figures: images/s of each descriptor (``dct`` on 512-px JPEGs as stored in CommonPool shards, its reference
+side with 10 views per eval image, and ``isc`` with random weights on CPU for ``--isc-images`` images),
+and the time to score a pool of 1k, 10k and 100k training descriptors against 10k eval images (random
+unit vectors, 256-d as ``isc``: exact batched matrix products) with the fitted growth ``time ~ n^k``.
+``--calibration`` also prints the ROC of ``dct`` (about a minute).
 
-Run: ``.venv/bin/python benchmarks/bench_decontaminate.py [--isc-images N] [--no-calibration]``
+Run: ``.venv/bin/python benchmarks/bench_decontaminate.py [--json OUT] [--isc-images N] [--calibration]``
 """
 
 from __future__ import annotations
 
-import argparse
 import io
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from benchlib import Report, arguments
 from PIL import Image
 
 from sciclip_utils import decontaminate as dc
+
+GROUP = "decontam"
 
 
 def timed(work) -> float:
@@ -41,17 +44,17 @@ def commonpool_jpegs(count: int) -> list[bytes]:
     return jpegs
 
 
-def bench_descriptors(isc_images: int) -> None:
+def bench_descriptors(report: Report, isc_images: int) -> None:
     jpegs = commonpool_jpegs(120)
     model = dc.DCTDescriptor()
     model.embed([dc.decode_image(jpegs[0], draft=256)])
     seconds = timed(lambda: model.embed([dc.decode_image(data, draft=256) for data in jpegs]))
-    print(
-        f"dct  (dim {model.dim}): {len(jpegs) / seconds:7.1f} training images/s (decode + embed, 1 process)"
-    )
+    report.add(GROUP, f"dct descriptors (dim {model.dim}, decode + embed)", len(jpegs) / seconds, "images/s")
     seconds = timed(lambda: model.embed_reference([dc.decode_image(data) for data in jpegs]))
-    print(f"dct  reference side (10 views each): {len(jpegs) / seconds:7.1f} eval images/s")
-
+    report.add(GROUP, "dct reference side (10 views each)", len(jpegs) / seconds, "images/s")
+    if not isc_images:
+        report.note("isc descriptors not timed (--isc-images 0)")
+        return
     import torch
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -63,27 +66,25 @@ def bench_descriptors(isc_images: int) -> None:
         images = [dc.decode_image(data) for data in jpegs[:isc_images]]
         isc.embed(images[:1])
         seconds = timed(lambda: isc.embed(images))
-    print(f"isc  (dim 256, 512x512, random weights, CPU, {torch.get_num_threads()} threads): "
-          f"{len(images) / seconds:7.2f} images/s")  # fmt: skip
+    threads = torch.get_num_threads()
+    report.add(GROUP, f"isc descriptors (512x512, random weights, CPU, {threads} threads)", len(images) / seconds, "images/s")  # fmt: skip
 
 
-def bench_search(train: int = 100_000, evals: int = 10_000) -> None:
+def bench_search(report: Report, evals: int = 10_000, dim: int = 256) -> None:
+    """Exact search time for pools of 1k, 10k and 100k descriptors; the exponent of a log-log fit."""
     rng = np.random.default_rng(0)
-    for dim in (256, dc.DCTDescriptor().dim):
-        queries = dc._unit_rows(rng.standard_normal((train, dim), dtype=np.float32))
-        reference = dc._unit_rows(rng.standard_normal((evals, dim), dtype=np.float32))
-        if dim == 256:
-            exact = timed(lambda q=queries, r=reference: dc.nearest(q, r))
-            faiss = timed(lambda q=queries, r=reference: dc.nearest(q, r, use_faiss=True))
-            print(
-                f"search {train:,} x {evals:,} eval images, dim {dim}: exact {exact:6.1f} s, FAISS {faiss:6.1f} s"
-            )
-        else:  # dct: 10 reference rows per eval image; time a tenth of the queries and scale up
-            part = queries[: train // 10]
-            exact = timed(lambda q=part, r=reference: dc.nearest(q, r)) * 10 * 10
-            print(
-                f"search {train:,} x {evals:,} eval images (x10 views), dim {dim}: exact ~{exact:6.0f} s (extrapolated)"
-            )
+    reference = dc._unit_rows(rng.standard_normal((evals, dim), dtype=np.float32))
+    pools = (1_000, 10_000, 100_000)
+    seconds = []
+    for size in pools:
+        queries = dc._unit_rows(rng.standard_normal((size, dim), dtype=np.float32))
+        dc.nearest(queries[:100], reference)
+        seconds.append(
+            min(timed(lambda q=queries: dc.nearest(q, reference)) for _ in range(2 if size < 100_000 else 1))
+        )
+        report.add(GROUP, f"search {size:,} x {evals:,} eval, dim {dim}", seconds[-1], "s")
+    slope, _ = np.polyfit(np.log(pools), np.log(seconds), 1)
+    report.add(GROUP, "search growth: time ~ pool^k, k =", float(slope), "", note="1 is linear")
 
 
 def bench_calibration() -> None:
@@ -109,14 +110,17 @@ def bench_calibration() -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--isc-images", type=int, default=4, help="images for the ISC timing")
-    parser.add_argument("--no-calibration", action="store_true", help="skip the calibration (about 1 min)")
-    args = parser.parse_args()
-    bench_descriptors(args.isc_images)
-    bench_search()
-    if not args.no_calibration:
+    args = arguments(
+        __doc__,
+        isc_images=(int, 0, "images for the ISC timing (0: not timed)"),
+        calibration=(bool, False, "also print the calibration of dct (about 1 min)"),
+    )
+    report = Report("bench_decontaminate")
+    bench_descriptors(report, args.isc_images)
+    bench_search(report)
+    if args.calibration:
         bench_calibration()
+    report.write(args.json)
 
 
 if __name__ == "__main__":
