@@ -1,11 +1,12 @@
-# sciclip: `make book` runs the whole study (tiny profile) and builds the book; `make test` runs the tests.
+# sciclip: `make book` runs the whole study (tiny profile) and builds the book; `make test` runs the tests;
+# `make bench` measures every stage's speed as ratios within one run (benchmarks/run_all.py, < 10 min).
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 PROFILE ?= tiny
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: book notebooks test lint lab clean system-deps venv
+.PHONY: book notebooks test lint lab clean system-deps venv bench
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +33,14 @@ notebooks: system-deps $(STAMP)
 
 test: system-deps $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# The benchmarks' obvious baseline renders PDFs with pdftoppm (poppler-utils).
+bench: system-deps $(STAMP)
+	@command -v pdftoppm >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq poppler-utils; \
+	  elif command -v sudo >/dev/null; then sudo apt-get update -qq && sudo apt-get install -y -qq poppler-utils; \
+	  else echo "pdftoppm is missing: install the 'poppler-utils' package" >&2; exit 1; fi; }
+	PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/run_all.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
