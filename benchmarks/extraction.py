@@ -132,15 +132,17 @@ def replicated(items: Sequence[WorkItem], copies: int) -> list[WorkItem]:
     return [dataclasses.replace(item, key=f"{item.key}#{n}") for n in range(copies) for item in items]
 
 
-def scaling(items: Sequence[WorkItem], process: Callable[[WorkItem], ItemResult], source: str) -> dict:
-    """Seconds of ``run_extraction`` on 1 and on 2 Dask workers (each cluster started and warmed up
-    first, so the figure is the work and not the cluster start-up); pairs written."""
+def scaling(
+    items: Sequence[WorkItem], process: Callable[[WorkItem], ItemResult], source: str, runs: int = 2
+) -> dict:
+    """Seconds of ``run_extraction`` on 1 and on 2 Dask workers, the best of ``runs`` after an untimed
+    run (each cluster started and warmed up first: the figure is the work, not the start-up); the pairs
+    extracted (the writer keeps one of each duplicate)."""
     import dask
     from distributed import Client, LocalCluster
 
     seconds: dict[int, float] = {}
     pairs = 0
-    warmup = list(items[: max(2, len(items) // 10)])
     with dask.config.set({"distributed.worker.daemon": False}):
         for workers in (1, 2):
             with (
@@ -148,13 +150,14 @@ def scaling(items: Sequence[WorkItem], process: Callable[[WorkItem], ItemResult]
                 Client(cluster),
                 tempfile.TemporaryDirectory() as folder,
             ):  # fmt: skip
-                address = cluster.scheduler_address
-                for item in warmup:  # imports and the sandbox on each worker
-                    run_extraction([item], process, Path(folder) / "warm", source=source, scheduler=address, progress=False)  # fmt: skip
-                start = time.perf_counter()
-                summary = run_extraction(items, process, Path(folder) / "out", source=source, scheduler=address, progress=False)  # fmt: skip
-                seconds[workers] = time.perf_counter() - start
-                pairs = summary.pairs
+                times = []
+                for run in range(runs + 1):
+                    start = time.perf_counter()
+                    out = Path(folder) / f"run{run}"
+                    summary = run_extraction(items, process, out, source=source, scheduler=cluster.scheduler_address, progress=False)  # fmt: skip
+                    times.append(time.perf_counter() - start)
+                    pairs = int(summary.manifest["pairs_written"].sum())
+                seconds[workers] = min(times[1:])
     return {"seconds": seconds, "pairs": pairs}
 
 
@@ -180,5 +183,5 @@ def report_scaling(report: Any, group: str, result: dict) -> None:
     report.add(
         group, "2 Dask workers (speed-up over 1)", pairs / two, "pairs/s",
         baseline=pairs / one, baseline_name="1 worker", target=">= 1.7",
-        note=f"{pairs} pairs; LocalCluster started and warmed up before timing",
+        note=f"{pairs} pairs; LocalCluster started and warmed up before timing, best of 2 runs",
     )  # fmt: skip

@@ -114,7 +114,12 @@ def main() -> None:
             print(format_row(Figure(**raw)))
         for note in script["notes"]:
             print(f"  {script['script']}: {note}")
-    missed = [f["name"].strip() for s in results["scripts"] for f in s["figures"] if f["met"] is False]
+    missed = [
+        f"{f['group']}: {f['name'].strip()}"
+        for s in results["scripts"]
+        for f in s["figures"]
+        if f["met"] is False
+    ]
     print(f"\n[bench] {results['seconds']:.0f} s; targets not met: {', '.join(missed) or 'none'}")
     if not args.no_book and not args.only:
         shutil.copyfile(BUILD / "results.json", RESULTS)
