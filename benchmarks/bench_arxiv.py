@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchlib import FIXTURES, Report, arguments, interleaved, sample_corpus, timed
+from benchlib import FIXTURES, Report, arguments, interleaved, sample_corpus, shown, timed
 from extraction import (
     encode_floor,
     output_pixels,
@@ -177,7 +177,7 @@ def main() -> None:
     report = Report("bench_arxiv")
     inputs = FIXTURES / "arxiv"
     if not inputs.is_dir():
-        report.note(f"fixtures not found at {inputs}: the sample corpus's papers are used")
+        report.note(f"fixtures not found at {shown(inputs)}: the sample corpus's papers are used")
         inputs = sample_corpus(None) / "arxiv"
     items = build_work_items([inputs])
     papers = sorted(inputs.glob("*.gz"))
@@ -249,7 +249,7 @@ def main() -> None:
             baseline=1000 * total_floor / len(images), baseline_name="rasterize+encode floor", target="<= 1.3",
         )  # fmt: skip
     report_scaling(report, GROUP, scaling(replicated(items, args.copies), process_item, "arxiv"))
-    report.note(f"inputs: {inputs} ({len(items)} papers; images also from {corpus}), "
+    report.note(f"inputs: {shown(inputs)} ({len(items)} papers; images also from {shown(corpus)}), "
                 f"best of {times['ours']['rounds']} interleaved rounds")  # fmt: skip
     report.write(args.json)
 

@@ -22,7 +22,7 @@ import time
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path, PurePosixPath
 
-from benchlib import FIXTURES, Report, arguments, interleaved, sample_corpus
+from benchlib import FIXTURES, Report, arguments, interleaved, sample_corpus, shown
 from extraction import (
     encode_floor,
     output_pixels,
@@ -110,7 +110,7 @@ def main() -> None:
     keep_freed_memory()  # as in the sandbox process that runs the items of an extraction
     inputs = FIXTURES / "pmc"
     if not inputs.is_dir():
-        report.note(f"fixtures not found at {inputs}: the sample corpus's articles are used")
+        report.note(f"fixtures not found at {shown(inputs)}: the sample corpus's articles are used")
         inputs = sample_corpus(args.corpus) / "pmc"
     items = plan_inputs([inputs]).items
     process = functools.partial(process_article, options=Options())
@@ -164,7 +164,7 @@ def main() -> None:
     )  # fmt: skip
     report_scaling(report, GROUP, scaling(replicated(items, args.copies), process, "pmc"))
     report.note(
-        f"inputs: {inputs} ({len(items)} articles), best of {times['ours']['rounds']} interleaved rounds"
+        f"inputs: {shown(inputs)} ({len(items)} articles), best of {times['ours']['rounds']} interleaved rounds"
     )
     report.write(args.json)
 

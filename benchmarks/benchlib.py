@@ -165,6 +165,15 @@ def interleaved(measurements: dict[str, Callable[[], float]], seconds: float, mi
     }
 
 
+def shown(path: Path) -> str:
+    """``path`` as the reader of the appendix knows it: relative to the repository (or beside it)."""
+    path = Path(path).absolute()
+    for base, prefix in ((REPO, ""), (REPO.parent, "../")):
+        if path.is_relative_to(base):
+            return prefix + str(path.relative_to(base))
+    return str(path)
+
+
 def sample_corpus(folder: Path | None, size: str = "micro") -> Path:
     """A sample corpus (generated once under ``_build/bench`` unless ``folder`` is given)."""
     from sciclip_utils.sample_corpus import generate_sample_corpus
