@@ -344,3 +344,33 @@ def cli_run(args: argparse.Namespace) -> int:
               f"{analysis.evaluation['accuracy']:.3f}")  # fmt: skip
     print(f"written to {analysis.out_dir}")
     return 0
+
+
+def prose_numbers(analysis: Analysis) -> dict[str, float]:
+    """The numbers the chapter's prose quotes, by name (``<source>_<measure>``, ``paper_<source>_...``,
+    ``classifier_...``); shares are percentages."""
+    numbers: dict[str, float] = {}
+    truncation = analysis.truncation
+    for row in analysis.table1.to_dict("records"):
+        source = row["source"]
+        numbers |= {
+            f"{source}_pairs": row["pairs"],
+            f"{source}_mean_chars": row["mean_caption_chars"],
+            f"{source}_median_chars": row["median_caption_chars"],
+            f"{source}_mean_words": row["mean_caption_words"],
+            f"{source}_mean_tokens": truncation.loc[source, "mean_tokens"],
+            f"{source}_truncated_pct": 100 * row["truncated_share"],
+            f"{source}_lost_pct": 100 * truncation.loc[source, "tokens_lost_share"],
+            f"{source}_lost_truncated_pct": 100 * truncation.loc[source, "tokens_lost_share_truncated"],
+            **{f"{source}_{kind}_pct": 100 * row[f"share_{kind}"] for kind in FIGURE_TYPES},
+            f"{source}_units_pct": 100 * analysis.text_quality.loc[source, "share_with_units"],
+            f"{source}_numbers_pct": 100 * analysis.text_quality.loc[source, "share_with_numbers"],
+            f"{source}_vocabulary": analysis.text_quality.loc[source, "vocabulary"],
+        }
+    for row in captions.PAPER_TABLE1.to_dict("records"):
+        numbers[f"paper_{row['source']}_pairs"] = row["pairs"]
+        numbers[f"paper_{row['source']}_mean_chars"] = row["mean_caption_chars"]
+    if analysis.evaluation is not None:
+        numbers["classifier_accuracy_pct"] = 100 * analysis.evaluation["accuracy"]
+        numbers["classifier_labelled"] = analysis.evaluation["labelled"]
+    return {name: float(value) for name, value in numbers.items()}
