@@ -103,6 +103,27 @@ def test_truncation_share_on_captions_of_known_token_length() -> None:
     assert result["tokens_lost_share"] == pytest.approx((1 / 76 + 75 / 150) / 4)
 
 
+def test_text_quality_counts_numbers_units_and_maths() -> None:
+    metadata = pd.DataFrame(
+        {
+            "text": [
+                "Resistivity at 4.2 K versus field",
+                "Scale bar: 50 µm.",
+                "IMG_2041.JPG",
+                r"Loss for $\alpha=0.1$",
+                "γ ± σ",
+            ]
+        }
+    )
+    quality = captions.text_quality(metadata)
+    assert quality["share_with_numbers"] == pytest.approx(4 / 5)
+    assert quality["share_with_units"] == pytest.approx(2 / 5)  # "4.2 K", "50 µm"; not "2041.JPG"
+    assert quality["share_with_latex_math"] == pytest.approx(1 / 5)
+    assert quality["share_with_math_symbols"] == pytest.approx(1 / 5)
+    assert quality["vocabulary"] == len({"resistivity", "at", "k", "versus", "field", "scale", "bar", "µm", "img",
+                                         "jpg", "loss", "for", "alpha", "γ", "σ"})  # fmt: skip
+
+
 def _datacomp_only_folder(folder: Path, count: int = 12) -> list[str]:
     """A CommonPool folder as another tool writes it: DataComp's columns only, json without our fields."""
     shards = folder / "shards"

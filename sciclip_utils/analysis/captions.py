@@ -35,7 +35,7 @@ _NUMBER_WITH_UNIT = re.compile(rf"\d(?:\.\d+)?\s?(?:{_UNITS})(?![A-Za-z])")
 _LATEX_MATH = re.compile(
     r"\$[^$]+\$|\\\(|\\\[|\\[A-Za-z]+\{|\\(?:alpha|beta|gamma|delta|mu|sigma|lambda|pm|times)\b"
 )
-_MATH_SYMBOLS = re.compile(r"[±×÷≤≥≈≠∼∝∞∑∫√∂∇αβγδεζηθκλμνξπρστφχψωΓΔΘΛΣΦΨΩ^_]")
+_MATH_SYMBOLS = re.compile(r"[±×÷≤≥≈≠∼∝∞∑∫√∂∇αβγδεζηθκλμνξπρστφχψωΓΔΘΛΣΦΨΩ^]")
 _WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
 
 
@@ -138,12 +138,15 @@ def sample_texts(metadata: pd.DataFrame, limit: int | None, seed: int = 0) -> li
 
 def text_quality(metadata: pd.DataFrame) -> dict[str, float]:
     """Vocabulary size (distinct lower-cased words), and the shares of captions with a digit, a number with
-    a unit, LaTeX maths left in (``$...$``, ``\\(``, ``\\cmd{``) and maths symbols (Greek, ±, ×, ^, _)."""
+    a unit, LaTeX maths left in (``$...$``, ``\\(``, ``\\cmd{``) and maths symbols (Greek, ±, ×, ^)."""
     text = metadata["text"].fillna("").astype(str)
     vocabulary: set[str] = set()
     for caption in text:
         vocabulary.update(word.lower() for word in _WORD.findall(caption))
-    share = lambda pattern: float(text.str.contains(pattern).mean()) if len(text) else np.nan  # noqa: E731
+
+    def share(pattern: re.Pattern[str]) -> float:
+        return float(text.str.contains(pattern).mean()) if len(text) else np.nan
+
     return {
         "vocabulary": len(vocabulary),
         "share_with_numbers": share(_NUMBER),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -12,8 +13,11 @@ import pandas as pd
 from sciclip_utils.analysis.captions import CONTEXT_LENGTH, caption_lengths
 from sciclip_utils.analysis.figure_types import FIGURE_TYPES, TYPE_LABELS
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
-def caption_length_figure(sources: Mapping[str, pd.DataFrame]):  # noqa: ANN201 (matplotlib Figure)
+
+def caption_length_figure(sources: Mapping[str, pd.DataFrame]) -> Figure:
     """Histogram (top) and CDF (bottom) of caption length per source, in characters (left) and words
     (right), on log-spaced x axes."""
     import matplotlib.pyplot as plt
@@ -44,7 +48,7 @@ def caption_length_figure(sources: Mapping[str, pd.DataFrame]):  # noqa: ANN201 
     return fig
 
 
-def truncation_figure(tokens: Mapping[str, np.ndarray], context_length: int = CONTEXT_LENGTH):  # noqa: ANN201
+def truncation_figure(tokens: Mapping[str, np.ndarray], context_length: int = CONTEXT_LENGTH) -> Figure:
     """CDF of caption length in CLIP BPE tokens per source, with the context's text budget marked."""
     import matplotlib.pyplot as plt
 
@@ -63,7 +67,7 @@ def truncation_figure(tokens: Mapping[str, np.ndarray], context_length: int = CO
     return fig
 
 
-def type_mix_figure(shares: pd.DataFrame):  # noqa: ANN201
+def type_mix_figure(shares: pd.DataFrame) -> Figure:
     """Stacked bars: the share of each figure type per source (``shares``: sources x ``share_<type>``)."""
     import matplotlib.pyplot as plt
 
@@ -79,7 +83,7 @@ def type_mix_figure(shares: pd.DataFrame):  # noqa: ANN201
     return fig
 
 
-def confusion_figure(table: pd.DataFrame):  # noqa: ANN201
+def confusion_figure(table: pd.DataFrame) -> Figure:
     """The confusion matrix (counts, rows: true type) as a heat map."""
     import matplotlib.pyplot as plt
 
@@ -98,7 +102,7 @@ def confusion_figure(table: pd.DataFrame):  # noqa: ANN201
     return fig
 
 
-def examples_figure(examples: Mapping[str, list[bytes]], per_type: int = 6):  # noqa: ANN201
+def examples_figure(examples: Mapping[str, list[bytes]], per_type: int = 6) -> Figure:
     """A grid of example images, one row per predicted figure type."""
     import matplotlib.pyplot as plt
     from PIL import Image
