@@ -64,7 +64,7 @@ PLANTS: tuple[tuple[str, int, str, int, str], ...] = (
     ("colors", 4, "commonpool", 200, "colour+jpeg80"),
 )
 PARTS = ("arxiv", "pmc", "commonpool", "evalsets", "corpus_summary.json")
-GENERATOR_VERSION = 1  # bump when the generator's output changes, so stale corpora are not reused
+GENERATOR_VERSION = 2  # bump when the generator's output changes, so stale corpora are not reused
 
 
 @dataclass
@@ -284,6 +284,7 @@ def _write_pmc(pool: _Pool, out: Path, seed: int, preset: dict, plants: list[dic
         "expected_pairs": sum(info["pairs"] for info in inputs),
         "expected_ok": sum(1 for info in inputs if info["skip"] is None),
         "pairs_by_article": {info["id"]: info["pairs"] for info in inputs if info["skip"] is None},
+        "kinds_by_figure": {info["id"]: info["kinds_by_figure"] for info in inputs if info["skip"] is None},
         "skipped": [
             {"id": info["id"], "input": info["input"], "reason": info["skip"]}
             for info in inputs
@@ -312,12 +313,14 @@ def _write_commonpool(pool: _Pool, out: Path, seed: int, preset: dict, plants: l
         plant.update(paper_id="web", figure_id=str(index))
     jobs = [(seed, index, planted.get(index)) for index in range(preset["web_images"])]
     kinds: Counter[str] = Counter()
+    kind_by_index: list[str] = []
     noisy = 0
 
     def records() -> Iterator[Record]:
         nonlocal noisy
         for index, (data, text, kind, is_noisy) in enumerate(pool.map(web_sample, jobs, "web pool")):
             kinds[kind] += 1
+            kind_by_index.append(kind)
             noisy += is_noisy
             yield Record(image=data, text=text, source="commonpool", paper_id="web", figure_id=str(index),
                          url=f"http://example.com/img/{index}.jpg")  # fmt: skip
@@ -327,7 +330,8 @@ def _write_commonpool(pool: _Pool, out: Path, seed: int, preset: dict, plants: l
     for plant in planted.values():
         plant["uid"] = str(uids[plant["figure_id"]])
     return {"images": preset["web_images"], "written": stats.written, "duplicates": stats.duplicates,
-            "shards": stats.shards, "kinds": dict(sorted(kinds.items())), "noisy_captions": noisy}  # fmt: skip
+            "shards": stats.shards, "kinds": dict(sorted(kinds.items())), "kind_by_index": kind_by_index,
+            "noisy_captions": noisy}  # fmt: skip
 
 
 # ---- CLI --------------------------------------------------------------------------------------------

@@ -150,6 +150,7 @@ def build_paper(
         figures=len(floats),
         pairs=sum(f.pairs for f in floats),
         pairs_by_figure={f"fig{f.number}": f.pairs for f in floats},
+        kinds_by_figure={f"fig{f.number}": [panel.spec.kind for panel in f.panels] for f in floats},
         formats=dict(Counter(panel.fmt for f in floats for panel in f.panels)),
         constructs=dict(
             Counter([f.construct for f in floats] + [f"env:{f.env}" for f in floats] + paper.extras)

@@ -301,6 +301,7 @@ class _ArticleWriter:
         return {
             "id": self.pmcid, "journal": self.journal, "license": self.license, "figures": len(figures),
             "pairs": sum(f.pair for f in figures), "pairs_by_figure": {f.fig_id: int(f.pair) for f in figures},
+            "kinds_by_figure": {f.fig_id: f.spec.kind for f in figures if f.spec},
             "places": dict(Counter(f.place for f in figures)), "math": self.math_style,
             "figure_skips": [[f.fig_id, f.reason] for f in figures if not f.pair],
             "extras": sorted(set(self.extras + ["formula-graphic"] * self.formula + ["table-graphic"] * self.table_image)),
