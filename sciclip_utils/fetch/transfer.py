@@ -117,6 +117,7 @@ def s3_client(endpoint_url: str | None = None, *, unsigned: bool = False) -> Any
     session = boto3.session.Session()
     config = Config(
         retries={"max_attempts": 10, "mode": "standard"},
+        max_pool_connections=64,
         signature_version=UNSIGNED if unsigned else None,
     )
     return session.client(
