@@ -92,6 +92,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def _send(self, status: int, data: bytes, content_type: str) -> None:
         self.send_response(status)
+        if self.path.rsplit("/", 1)[-1].startswith("noai"):  # a site that opts out of AI training
+            self.send_header("X-Robots-Tag", "noai, noimageai")
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
