@@ -226,13 +226,15 @@ def describe_plan(what: str, count: int, unit: str, nbytes: int, price_per_gb: f
 
 
 # ------------------------------------------------------------------------------------------------ CLI
-def add_common_options(parser: argparse.ArgumentParser, *, s3: bool = True) -> None:
+def add_common_options(
+    parser: argparse.ArgumentParser,
+    *,
+    s3: bool = True,
+    dest_default: str = "<profile run>/downloads/<source>",
+) -> None:
     """``--dest``, ``--profile``, ``--dry-run`` and (for S3 sources) ``--endpoint-url``."""
     parser.add_argument(
-        "--dest",
-        default=None,
-        metavar="DIR",
-        help="download folder (default: <profile run>/downloads/<source>)",
+        "--dest", default=None, metavar="DIR", help=f"download folder (default: {dest_default})"
     )
     add_profile_option(parser)
     parser.add_argument("--dry-run", action="store_true", help="print what would be fetched, fetch nothing")
