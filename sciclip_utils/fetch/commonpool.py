@@ -40,9 +40,9 @@ import multiprocessing
 import os
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -68,6 +68,7 @@ USER_AGENT = "Mozilla/5.0 (X11; Linux x86_64; rv:72.0) Gecko/20100101 Firefox/72
 DISALLOWED_DIRECTIVES = ("noai", "noimageai", "noindex", "noimageindex")
 KEPT_COLUMNS = ("clip_b32_similarity_score", "clip_l14_similarity_score")
 REQUIRED_COLUMNS = ("uid", "url", "text")
+MAX_IMAGE_BYTES = 64 * 2**20  # a response past this is dropped (the pixel cap of prepare_image follows)
 
 
 @dataclass(frozen=True)
@@ -100,7 +101,13 @@ class PoolFetch:
 
 # ---------------------------------------------------------------------------------------------- metadata
 def fetch_metadata(
-    endpoint: str, repo: str, dest: Path, *, threads: int = 8, dry_run: bool = False, log: Callable = print
+    endpoint: str,
+    repo: str,
+    dest: Path,
+    *,
+    threads: int = DEFAULTS["hf_threads"],
+    dry_run: bool = False,
+    log: Callable[[str], None] = print,
 ) -> list[Path]:
     """The scale's metadata parquets, downloaded (verified, resumable) under ``dest``; sorted paths."""
     files = [f for f in list_repo_files(endpoint, repo) if f.path.endswith(".parquet")]
@@ -152,6 +159,10 @@ def iter_input_shards(
 _local = threading.local()
 
 
+class RefusedDownload(Exception):
+    """A response not taken: the site opts out (``X-Robots-Tag``) or it is too large."""
+
+
 def _session() -> Any:
     import requests
 
@@ -161,19 +172,27 @@ def _session() -> Any:
 
 
 def download_image(url: str, timeout_s: float, retries: int = 0) -> bytes:
-    """The bytes at ``url``; raises ``OSError``-like errors (with img2dataset-style messages) on failure."""
+    """The bytes at ``url``, tried ``retries + 1`` times; raises the last ``requests`` error, or
+    :class:`RefusedDownload` (not retried)."""
     import requests
 
     error: Exception | None = None
     for _ in range(retries + 1):
         try:
-            response = _session().get(url, timeout=timeout_s, headers={"User-Agent": USER_AGENT})
-            response.raise_for_status()
-            robots = response.headers.get("X-Robots-Tag", "").lower()
-            if any(directive in robots for directive in DISALLOWED_DIRECTIVES):
-                raise PermissionError("Use of image disallowed by X-Robots-Tag directive")
-            return response.content
-        except (requests.RequestException, PermissionError) as caught:
+            with _session().get(
+                url, timeout=timeout_s, headers={"User-Agent": USER_AGENT}, stream=True
+            ) as response:
+                response.raise_for_status()
+                robots = response.headers.get("X-Robots-Tag", "").lower()
+                if any(directive in robots for directive in DISALLOWED_DIRECTIVES):
+                    raise RefusedDownload("Use of image disallowed by X-Robots-Tag directive")
+                data = bytearray()
+                for chunk in response.iter_content(2**16):
+                    data += chunk
+                    if len(data) > MAX_IMAGE_BYTES:
+                        raise RefusedDownload(f"image larger than {MAX_IMAGE_BYTES // 2**20} MiB")
+                return bytes(data)
+        except requests.RequestException as caught:
             error = caught
     assert error is not None
     raise error
@@ -295,25 +314,40 @@ def download_images(
     for leftover in shards_dir.glob("*.tmp"):
         leftover.unlink()
     result = PoolFetch()
-    todo = []
-    for shard, rows in iter_input_shards(parquets, settings.samples_per_shard):
-        if max_shards is not None and shard >= max_shards:
-            break
-        stats_file = shards_dir / f"{shard:08d}_stats.json"
-        if stats_file.is_file():
-            result.add(json.loads(stats_file.read_text()))
-            result.skipped_shards += 1
-        else:
-            todo.append((shard, rows))
-    if processes > 1:
-        with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = [pool.submit(download_shard, shard, rows, shards_dir, settings) for shard, rows in todo]
-            done = [future.result() for future in futures]
-    else:
-        done = [download_shard(shard, rows, shards_dir, settings) for shard, rows in todo]
-    for (shard, _), stats in zip(todo, done, strict=True):
+
+    def finish(shard: int, stats: dict[str, Any]) -> None:
         result.add(stats)
         log(f"shard {shard:08d}: {stats['successes']}/{stats['count']} images")
+
+    # shards are read, downloaded and written one after another (a few in flight per process), so memory
+    # holds a handful of shards' rows, not the pool's
+    pool = (
+        ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn"))
+        if processes > 1
+        else None
+    )
+    pending: deque[tuple[int, Future]] = deque()
+    try:
+        for shard, rows in iter_input_shards(parquets, settings.samples_per_shard):
+            if max_shards is not None and shard >= max_shards:
+                break
+            stats_file = shards_dir / f"{shard:08d}_stats.json"
+            if stats_file.is_file():
+                result.add(json.loads(stats_file.read_text()))
+                result.skipped_shards += 1
+            elif pool is None:
+                finish(shard, download_shard(shard, rows, shards_dir, settings))
+            else:
+                pending.append((shard, pool.submit(download_shard, shard, rows, shards_dir, settings)))
+                while len(pending) >= 2 * processes:
+                    done_shard, future = pending.popleft()
+                    finish(done_shard, future.result())
+        while pending:
+            done_shard, future = pending.popleft()
+            finish(done_shard, future.result())
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
     sizes = {}
     for stats_file in sorted(shards_dir.glob("*_stats.json")):
         sizes[stats_file.name.replace("_stats.json", ".tar")] = json.loads(stats_file.read_text())[

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from sciclip_utils.fetch.hf import RepoFile, default_endpoint, download_repo_files, list_repo_files
-from sciclip_utils.fetch.transfer import add_common_options, describe_plan, run_reporting_errors
+from sciclip_utils.fetch.transfer import DEFAULTS, add_common_options, describe_plan, run_reporting_errors
 from sciclip_utils.profiles import paths
 
 _DJGHOSH = (
@@ -59,7 +59,7 @@ def fetch_evalsets(
     tasks: list[str] | None = None,
     endpoint: str | None = None,
     repos: dict[str, str] | None = None,
-    threads: int = 8,
+    threads: int = DEFAULTS["hf_threads"],
     dry_run: bool = False,
     log: Callable[[str], None] = print,
 ) -> dict[str, dict[str, str]]:
@@ -110,7 +110,9 @@ def cli_configure(parser: argparse.ArgumentParser) -> None:
         metavar="URL",
         help="Hub endpoint (default: $HF_ENDPOINT or huggingface.co)",
     )
-    parser.add_argument("--threads", type=int, default=8, metavar="N", help="parallel file downloads")
+    parser.add_argument(
+        "--threads", type=int, default=DEFAULTS["hf_threads"], metavar="N", help="parallel file downloads"
+    )
 
 
 def cli_run(args: argparse.Namespace) -> int:

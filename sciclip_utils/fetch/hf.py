@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import urllib.parse
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,10 +78,9 @@ def download_repo_files(
     dest: Path,
     *,
     revision: str = "main",
-    threads: int = 8,
-    rename: Callable[[str], str] = lambda path: path,
+    threads: int = DEFAULTS["hf_threads"],
 ) -> dict[str, str]:
-    """Download ``files`` under ``dest`` (at ``rename(path)``), verified; path -> present/downloaded/resumed."""
+    """Download ``files`` under ``dest``, verified; path -> present/downloaded/resumed."""
     import requests
 
     session = requests.Session()
@@ -92,9 +90,7 @@ def download_repo_files(
 
     def one(file: RepoFile) -> str:
         url = resolve_url(endpoint, repo, file.path, revision)
-        return http_download(
-            url, dest / rename(file.path), file.expected, headers=auth_headers(), session=session
-        )
+        return http_download(url, dest / file.path, file.expected, headers=auth_headers(), session=session)
 
     with ThreadPoolExecutor(max(1, threads)) as pool:
         return dict(zip((f.path for f in files), pool.map(one, files), strict=True))

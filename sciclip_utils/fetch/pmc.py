@@ -6,7 +6,8 @@ media files and the version's metadata ``PMCnnn.V.json`` (also served as ``metad
 ``pmcid``, ``version``, ``license_code``, ``is_pmc_openaccess``, ``is_retracted``, ``is_manuscript``,
 ``citation``, ``pmid``, ``xml_url``/``pdf_url``/``text_url``/``media_urls`` (``s3://...?md5=<digest>``).
 The highest version of each article is taken; retracted and non-OA versions are skipped; ``--license``
-filters on ``license_code`` and ``--since`` on the objects' upload date. Only the XML, the metadata and
+filters on ``license_code`` and ``--since`` on the version's upload date (S3 ``LastModified``: when PMC
+(re)published that version, not the article's publication date). Only the XML, the metadata and
 the images are downloaded (the PDF, text and supplements are not needed for figure extraction), each
 verified against the md5 the metadata gives (else the S3 ETag).
 
@@ -273,7 +274,7 @@ def fetch_pmc(
     *,
     layout: str = "current",
     selection: Selection = Selection(),
-    threads: int = 16,
+    threads: int = DEFAULTS["pmc_threads"],
     dry_run: bool = False,
     log: Callable[[str], None] = print,
 ) -> PmcFetch:
@@ -365,7 +366,9 @@ def cli_configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--license", choices=sorted(LICENSE_FILTERS), default="any")
     parser.add_argument("--since", type=dt.date.fromisoformat, default=None, metavar="YYYY-MM-DD")
     parser.add_argument("--max-articles", type=int, default=None, metavar="N")
-    parser.add_argument("--threads", type=int, default=16, metavar="N", help="parallel requests")
+    parser.add_argument(
+        "--threads", type=int, default=DEFAULTS["pmc_threads"], metavar="N", help="parallel requests"
+    )
 
 
 def cli_run(args: argparse.Namespace) -> int:

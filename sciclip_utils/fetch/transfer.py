@@ -28,9 +28,10 @@ DEFAULTS: dict[str, Any] = {
     "pmc_bucket": "pmc-oa-opendata",
     "hf_endpoint": "https://huggingface.co",
     "commonpool_repo": "mlfoundations/datacomp_{scale}",
-    "image_size": 512,
     "samples_per_shard": 10_000,
-    "threads": 32,
+    "threads": 32,  # image downloads per process (DataComp: 128 threads x 16 processes)
+    "pmc_threads": 16,  # parallel requests of fetch pmc
+    "hf_threads": 8,  # parallel file downloads from the Hub
     "processes": 1,
     "timeout_s": 10.0,
     "retries": 0,  # img2dataset's default, as DataComp runs it

@@ -79,7 +79,7 @@ def _synthetic(n: int) -> dict[str, bytes]:
     }
 
 
-def test_current_layout_selection(s3_endpoint: str, tmp_path: Path) -> None:
+def test_current_layout_selection(s3_endpoint: str, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     bucket = _bucket(s3_endpoint)
     _put_version(bucket, "PMC100.1", _synthetic(100), {"license_code": "CC BY"})
     _put_version(bucket, "PMC101.1", _synthetic(101), {"license_code": "CC BY"})
@@ -107,6 +107,11 @@ def test_current_layout_selection(s3_endpoint: str, tmp_path: Path) -> None:
         fetch_pmc(source, tmp_path / "c", selection=Selection(since=tomorrow), dry_run=True, **quiet).selected
         == []
     )
+
+    cli_args = ["fetch", "pmc", "--source", f"s3://{bucket.name}/", "--endpoint-url", s3_endpoint]
+    assert cli.main([*cli_args, "--dest", str(tmp_path / "cli"), "--license", "commercial", "--dry-run"]) == 0
+    assert "PMC OA (current layout): 2 articles" in capsys.readouterr().out
+    assert not (tmp_path / "cli").exists()
 
     dest = tmp_path / "pmc"
     result = fetch_pmc(source, dest, **quiet)
