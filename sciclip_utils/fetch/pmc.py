@@ -86,7 +86,7 @@ class PmcFetch:
 
 @dataclass(frozen=True)
 class Selection:
-    """The filters: licence class, first upload/update date, number of articles."""
+    """The filters: licence class, earliest update date, number of articles."""
 
     license: str = "any"
     since: dt.date | None = None
@@ -196,20 +196,18 @@ def legacy_articles(file_list: bytes, selection: Selection, result: PmcFetch) ->
         raise ValueError(f"not an {FILE_LIST_NAME}: header {header}")
     articles = []
     for row in reader:
-        if not row:
-            continue
+        if len(row) < len(header):
+            continue  # blank or truncated line
         if selection.max_articles is not None and len(articles) >= selection.max_articles:
             break
         result.examined += 1
+        path = row[columns["file"]].strip()
         updated = _date(row[columns["last updated"]]) if "last updated" in columns else None
-        reason = selection.license_reason(normalize_license(row[columns["license"]]))
+        reason = None if path.endswith((".tar.gz", ".tgz")) else "not a package"
+        reason = reason or selection.license_reason(normalize_license(row[columns["license"]]))
         reason = reason or selection.date_reason(updated)
         if reason:
             result.skip(reason)
-            continue
-        path = row[columns["file"]].strip()
-        if not path.endswith((".tar.gz", ".tgz")):
-            result.skip("not a package")
             continue
         name = posixpath.basename(path)
         articles.append(Article(name, {path: (name, Expected())}, row))
