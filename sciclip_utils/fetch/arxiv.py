@@ -170,8 +170,10 @@ def _read_done(dest: Path) -> set[str]:
 # ------------------------------------------------------------------------------------------------ CLI
 def cli_configure(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``sciclip fetch arxiv``."""
-    parser.add_argument("--from", dest="start", type=_yymm_arg, required=True, metavar="YYMM")
-    parser.add_argument("--to", dest="end", type=_yymm_arg, required=True, metavar="YYMM")
+    parser.add_argument(
+        "--from", dest="start", type=_yymm_arg, required=True, metavar="YYMM", help="first month (e.g. 1901)"
+    )
+    parser.add_argument("--to", dest="end", type=_yymm_arg, required=True, metavar="YYMM", help="last month")
     add_common_options(parser)
     parser.add_argument("--max-gb", type=float, default=None, metavar="N", help="download at most N GB")
     parser.add_argument(
@@ -182,7 +184,9 @@ def cli_configure(parser: argparse.ArgumentParser) -> None:
         help="transfer price for the estimate (default: %(default)s, us-east-1 to the internet)",
     )
     parser.add_argument("--bucket", default=DEFAULTS["arxiv_bucket"], help="bucket (default: %(default)s)")
-    parser.add_argument("--manifest-key", default=DEFAULTS["arxiv_manifest"], help="(default: %(default)s)")
+    parser.add_argument(
+        "--manifest-key", default=DEFAULTS["arxiv_manifest"], help="manifest object (default: %(default)s)"
+    )
     parser.add_argument(
         "--extract-to",
         default=None,

@@ -354,16 +354,32 @@ def _update_file_list(path: Path, rows: list[list[str]]) -> None:
 def cli_configure(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``sciclip fetch pmc``."""
     add_common_options(parser)
-    parser.add_argument("--layout", choices=["current", "legacy"], default="current")
+    parser.add_argument(
+        "--layout",
+        choices=["current", "legacy"],
+        default="current",
+        help="current: PMCnnn.V/ folders (2026); legacy: oa_file_list.csv + oa_package/ (default: %(default)s)",
+    )
     parser.add_argument(
         "--source",
         default=None,
         metavar="URL",
         help=f"s3://bucket/prefix/ or (legacy) http(s)://base/ (default: s3://{DEFAULTS['pmc_bucket']}/)",
     )
-    parser.add_argument("--license", choices=sorted(LICENSE_FILTERS), default="any")
-    parser.add_argument("--since", type=dt.date.fromisoformat, default=None, metavar="YYYY-MM-DD")
-    parser.add_argument("--max-articles", type=int, default=None, metavar="N")
+    parser.add_argument(
+        "--license",
+        choices=sorted(LICENSE_FILTERS),
+        default="any",
+        help="commercial: CC0, PD, CC BY(-SA/-ND); noncommercial: also the NC licences (default: any)",
+    )
+    parser.add_argument(
+        "--since",
+        type=dt.date.fromisoformat,
+        default=None,
+        metavar="YYYY-MM-DD",
+        help="only articles updated on or after this date",
+    )
+    parser.add_argument("--max-articles", type=int, default=None, metavar="N", help="stop after N articles")
     parser.add_argument(
         "--threads", type=int, default=DEFAULTS["pmc_threads"], metavar="N", help="parallel requests"
     )

@@ -184,4 +184,9 @@ def test_bad_options_fail_before_anything_is_written(tmp_path: Path, capsys: pyt
     assert cli.main(["fetch", "commonpool", "--dest", str(dest), "--threads", "0"]) == 2
     assert "--threads must be at least 1" in capsys.readouterr().err
     assert cli.main(["fetch", "commonpool", "--dest", str(dest), "--metadata-dir", str(tmp_path / "x")]) == 2
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    pq.write_table(pa.Table.from_pylist([{"uid": "0" * 32, "text": "no url column"}]), bad / "0.parquet")
+    assert cli.main(["fetch", "commonpool", "--dest", str(dest), "--metadata-dir", str(bad)]) == 2
+    assert "missing columns ['url']" in capsys.readouterr().err
     assert not dest.exists()
