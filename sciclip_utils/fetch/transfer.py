@@ -35,7 +35,8 @@ DEFAULTS: dict[str, Any] = {
     "processes": 1,
     "timeout_s": 10.0,
     "retries": 0,  # img2dataset's default, as DataComp runs it
-    "chunk_bytes": 8 * 2**20,
+    "chunk_bytes": 8 * 2**20,  # S3 reads
+    "http_chunk_bytes": 256 * 2**10,  # HTTP reads (each blocks until full: small keeps .part files current)
 }
 GB = 2**30  # AWS bills data transfer per GB of 2^30 bytes
 
@@ -203,7 +204,7 @@ def http_download(
         if response.status_code == 416 and offset:
             return [], False
         response.raise_for_status()
-        return response.iter_content(DEFAULTS["chunk_bytes"]), response.status_code != 206
+        return response.iter_content(DEFAULTS["http_chunk_bytes"]), response.status_code != 206
 
     return fetch_file(dest, open_from, expected)
 

@@ -8,6 +8,7 @@ import hashlib
 import http.server
 import json
 import threading
+import time
 import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -32,6 +33,7 @@ def record_requests(client: Any) -> list[tuple[str, str, dict[str, str]]]:
 class _Handler(http.server.BaseHTTPRequestHandler):
     root: Path
     log: list[tuple[str, dict[str, str]]]
+    delay_s: float  # pause after each 64 KiB of a .tar body (a slow link, to kill a download midway)
 
     def log_message(self, *_: Any) -> None:  # quiet
         pass
@@ -86,25 +88,37 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
             self.send_header("Content-Length", str(len(data) - start))
             self.end_headers()
-            self.wfile.write(data[start:])
+            self._write(data[start:], slow=file.suffix == ".tar")
             return
-        self._send(200, data, "application/octet-stream")
+        self._send(200, data, "application/octet-stream", slow=file.suffix == ".tar")
 
-    def _send(self, status: int, data: bytes, content_type: str) -> None:
+    def _send(self, status: int, data: bytes, content_type: str, slow: bool = False) -> None:
         self.send_response(status)
         if self.path.rsplit("/", 1)[-1].startswith("noai"):  # a site that opts out of AI training
             self.send_header("X-Robots-Tag", "noai, noimageai")
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
-        self.wfile.write(data)
+        self._write(data, slow)
+
+    def _write(self, data: bytes, slow: bool) -> None:
+        if not (slow and self.delay_s):
+            self.wfile.write(data)
+            return
+        try:
+            for start in range(0, len(data), 65536):
+                self.wfile.write(data[start : start + 65536])
+                self.wfile.flush()
+                time.sleep(self.delay_s)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client was killed
 
 
 @contextmanager
-def file_server(root: Path) -> Iterator[tuple[str, list[tuple[str, dict[str, str]]]]]:
+def file_server(root: Path, delay_s: float = 0.0) -> Iterator[tuple[str, list[tuple[str, dict[str, str]]]]]:
     """Serve ``root`` on 127.0.0.1 (ranges, the Hub's tree API); yields (base URL, request log)."""
     log: list[tuple[str, dict[str, str]]] = []
-    handler = type("Handler", (_Handler,), {"root": root, "log": log})
+    handler = type("Handler", (_Handler,), {"root": root, "log": log, "delay_s": delay_s})
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

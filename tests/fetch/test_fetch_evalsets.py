@@ -3,7 +3,12 @@ clip_benchmark's ``wds/<task>`` loader (and so evaluation) reads."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -74,6 +79,34 @@ def test_mirrors_test_splits_in_the_clip_benchmark_layout(
         download=False,
     )
     assert len(list(retrieval)) == 4
+
+
+def test_a_download_killed_midway_resumes(tmp_path: Path) -> None:
+    """SIGKILL a `sciclip fetch evalsets` process while a shard streams in; a rerun continues the .part."""
+    hub, dest = tmp_path / "hub", tmp_path / "evalsets"
+    _hub(hub)
+    shard = hub / EVALSET_REPOS["vtab/pcam"] / "test" / "1.tar"
+    shard.write_bytes(os.urandom(4 * 2**20))  # 64 chunks of 64 KiB, 25 ms apart
+    part = dest / "vtab-pcam" / "test" / "1.tar.part"
+    with file_server(hub, delay_s=0.025) as (base, log):
+        args = ["fetch", "evalsets", "--dest", str(dest), "--hf-endpoint", base, "--tasks", "vtab/pcam"]
+        env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+        process = subprocess.Popen([sys.executable, "-m", "sciclip_utils.cli", *args], env=env)
+        deadline = time.monotonic() + 60
+        while not (part.is_file() and part.stat().st_size >= 256 * 1024) and time.monotonic() < deadline:
+            assert process.poll() is None, "the download finished before it could be killed"
+            time.sleep(0.02)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        done = part.stat().st_size
+        assert 0 < done < shard.stat().st_size
+
+        log.clear()
+        assert cli.main(args) == 0
+        ranged = [headers.get("range") for path, headers in log if path.endswith("/test/1.tar")]
+    assert ranged == [f"bytes={done}-"]
+    assert (dest / "vtab-pcam" / "test" / "1.tar").read_bytes() == shard.read_bytes()
+    assert not part.exists()
 
 
 def test_every_datacomp_task_has_a_source_and_unknown_tasks_are_refused(
