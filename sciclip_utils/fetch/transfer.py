@@ -29,12 +29,12 @@ DEFAULTS: dict[str, Any] = {
     "hf_endpoint": "https://huggingface.co",
     "commonpool_repo": "mlfoundations/datacomp_{scale}",
     "samples_per_shard": 10_000,
-    "threads": 32,  # image downloads per process (DataComp: 128 threads x 16 processes)
+    "threads": 128,  # image downloads per img2dataset process (DataComp's)
     "pmc_threads": 16,  # parallel requests of fetch pmc
     "hf_threads": 8,  # parallel file downloads from the Hub
-    "processes": 1,
-    "timeout_s": 10.0,
-    "retries": 0,  # img2dataset's default, as DataComp runs it
+    "processes": 16,  # img2dataset processes (DataComp's)
+    "timeout_s": 10.0,  # per image request (img2dataset's default)
+    "retries": 2,  # per failed image request (DataComp's)
     "chunk_bytes": 8 * 2**20,  # S3 reads
     "http_chunk_bytes": 256 * 2**10,  # HTTP reads (each blocks until full: small keeps .part files current)
 }
