@@ -16,6 +16,10 @@ COMMANDS: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (("extract", "pmc"), "pmc", "extract figure-caption pairs from PMC OA packages"),
     (("decontaminate",), "decontaminate", "remove near-duplicates of evaluation images"),
     (("analyze",), "analysis.stage", "Table 1, caption lengths, figure types and per-type subsets"),
+    (("fetch", "arxiv"), "fetch.arxiv", "download arXiv bulk source tars (requester-pays S3)"),
+    (("fetch", "pmc"), "fetch.pmc", "download PMC OA articles (pmc-oa-opendata or the legacy packages)"),
+    (("fetch", "commonpool"), "fetch.commonpool", "download DataComp CommonPool metadata and images"),
+    (("fetch", "evalsets"), "fetch.evalsets", "download DataComp's evaluation sets (webdataset)"),
 )
 
 
