@@ -108,7 +108,7 @@ def test_page_renders_completely(browser: Any, page: str) -> None:
         "return [...document.images].filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src);"
     )
     assert not broken, f"{page}: images that did not render: {broken}"
-    text = browser.execute_script("return document.body.innerText;")
+    text = browser.execute_script("return (document.querySelector('article') || document.body).textContent;")
     assert "<Figure size" not in text, f"{page}: a figure reached the page as text"
     assert "Traceback" not in text and not browser.execute_script(
         "return document.querySelectorAll('.output.error, .output.traceback, .output.stderr').length;"

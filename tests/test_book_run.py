@@ -117,3 +117,17 @@ def test_notebook_reexecuted_with_new_parameters(tmp_path: Path, monkeypatch: py
     assert pairs > 0 and f"; {pairs} pairs written" in text, "the notebook reports what it wrote"
     assert any("image/png" in o.get("data", {}) for o in outputs), "its figures were drawn"
     assert not (tmp_path / "runs").exists(), "explicit inputs and out_dir: no run folder needed"
+
+
+def test_each_page_script_is_kept_once() -> None:
+    """Jupyter Book registers some inline scripts twice, once with file name None and once with ''."""
+    from sphinx.builders.html._assets import _JavaScript
+
+    from sciclip_utils.sphinx_ext import unique_scripts
+
+    thebe = 'const THEBE_JS_URL = "x"'
+    scripts = [_JavaScript("_static/a.js"), _JavaScript(None, body=thebe), _JavaScript("", body=thebe),
+               _JavaScript("_static/a.js", **{"async": "async"}), _JavaScript("_static/a.js")]  # fmt: skip
+    context = {"script_files": scripts}
+    unique_scripts(None, "page", "page.html", context, None)
+    assert context["script_files"] == scripts[:2] + scripts[3:4]
