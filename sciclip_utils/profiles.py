@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+RUNS_ENV = "SCICLIP_RUNS"  # the folder holding the run folders (default: <repo>/runs)
 STAGES = ("corpus", "extract", "decontaminate", "analysis", "train", "evaluate")
 
 # DataComp "small" (scale_configs.py and train.py): ViT-B-32, 12.8M samples seen in 5 checkpoints.
@@ -190,7 +191,7 @@ class RunPaths:
 def paths(profile: str, runs: str | Path | None = None) -> RunPaths:
     """The run folders of ``profile``: under ``runs``, else ``$SCICLIP_RUNS``, else ``<repo>/runs``."""
     get_profile(profile)
-    base = runs or os.environ.get("SCICLIP_RUNS") or project_root() / "runs"
+    base = runs or os.environ.get(RUNS_ENV) or project_root() / "runs"
     return RunPaths(Path(base) / profile)
 
 
