@@ -33,7 +33,7 @@ from PIL import Image, ImageEnhance, ImageOps
 
 from sciclip_utils import commonpool
 from sciclip_utils.images import to_rgb
-from sciclip_utils.sample_corpus_io import figure_image
+from sciclip_utils.plots import figure_image
 
 ISC_THRESHOLD = 0.604169  # DataComp: keep samples whose ISC score is <= this
 ISC_ARCH = "tf_efficientnetv2_m.in21k_ft_in1k"  # timm's current name of ISC21's tf_efficientnetv2_m_in21ft1k

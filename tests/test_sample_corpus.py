@@ -230,7 +230,7 @@ def _pixels(data: bytes) -> str:
 def test_eval_images_are_held_out_and_the_near_duplicates_are_where_the_summary_says(
     tiny_corpus: tuple[Path, CorpusSummary],
 ) -> None:
-    from sciclip_utils.sample_corpus_eval import eval_sample, planted_image_bytes, transform_image
+    from sciclip_utils.sample_corpus.eval import eval_sample, planted_image_bytes, transform_image
 
     out, summary = tiny_corpus
     images = (".jpg", ".png")

@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from sciclip_utils.sample_corpus_io import figure_bytes, image_bytes
-from sciclip_utils.sample_corpus_io import figure_image as _raster
-from sciclip_utils.sample_corpus_text import Caption, Cite, Emph, Math, Method, Ref, Token, Var
+from sciclip_utils.plots import figure_image as _raster
+from sciclip_utils.sample_corpus.io import figure_bytes, image_bytes
+from sciclip_utils.sample_corpus.text import Caption, Cite, Emph, Math, Method, Ref, Token, Var
 
 PLOT_CLASSES = {
     "line": "line plot", "scatter": "scatter plot", "bar": "bar chart", "histogram": "histogram",
@@ -676,7 +676,7 @@ def short_caption(spec: FigureSpec) -> list[Token]:
 
 def plain_caption(spec: FigureSpec, rng: np.random.Generator) -> str:
     """A one-sentence plain description, as used in the figure-caption retrieval set."""
-    from sciclip_utils.sample_corpus_text import to_plain
+    from sciclip_utils.sample_corpus.text import to_plain
 
     caption = describe_figure(spec, rng)
     return to_plain(caption.body).split(". ")[0].rstrip(".") + "."

@@ -13,7 +13,7 @@ byte-identical files):
 - ``corpus_summary.json``: what was planted (papers, figures, expected pairs, planted skips, near-duplicates,
   formats), so extraction and decontamination can be checked against it.
 
-The modules ``sample_corpus_{figures,natural,text,arxiv,pmc,eval,io}`` hold the generators.
+The modules ``sample_corpus.{figures,natural,text,arxiv,pmc,eval,io}`` hold the generators.
 """
 
 from __future__ import annotations
@@ -118,7 +118,7 @@ def generate_sample_corpus(
     ``workers`` processes draw the figures (default: up to 2); the output does not depend on it. With
     ``reuse``, a complete corpus already there from the same seed, size and generator version is kept.
     """
-    from sciclip_utils.sample_corpus_eval import EVAL_TASKS, eval_key
+    from sciclip_utils.sample_corpus.eval import EVAL_TASKS, eval_key
 
     if size not in SIZES:
         raise ValueError(f"unknown corpus size {size!r}; known sizes: {', '.join(SIZES)}")
@@ -200,7 +200,7 @@ def _star(function: Callable[..., Any], job: tuple) -> Any:
 
 
 def _write_evalsets(pool: _Pool, out: Path, seed: int, sizes: dict[str, int]) -> dict[str, Any]:
-    from sciclip_utils.sample_corpus_eval import eval_sample_bytes, write_eval_task
+    from sciclip_utils.sample_corpus.eval import eval_sample_bytes, write_eval_task
 
     infos = {}
     for task, count in sizes.items():
@@ -212,7 +212,7 @@ def _write_evalsets(pool: _Pool, out: Path, seed: int, sizes: dict[str, int]) ->
 
 
 def _write_arxiv(pool: _Pool, out: Path, seed: int, preset: dict, plants: list[dict]) -> dict[str, Any]:
-    from sciclip_utils.sample_corpus_arxiv import arxiv_ids, build_paper, write_bulk
+    from sciclip_utils.sample_corpus.arxiv import arxiv_ids, build_paper, write_bulk
 
     ids = arxiv_ids(seed, preset["arxiv_papers"], preset["arxiv_per_month"])
     planted = {plant["item"]: plant for plant in plants if plant["target"] == "arxiv"}
@@ -254,7 +254,7 @@ def _write_arxiv(pool: _Pool, out: Path, seed: int, preset: dict, plants: list[d
 
 
 def _write_pmc(pool: _Pool, out: Path, seed: int, preset: dict, plants: list[dict]) -> dict[str, Any]:
-    from sciclip_utils.sample_corpus_pmc import build_article, file_list_rows, pmc_ids, write_file_list
+    from sciclip_utils.sample_corpus.pmc import build_article, file_list_rows, pmc_ids, write_file_list
 
     out.mkdir(parents=True, exist_ok=True)
     ids = pmc_ids(seed, preset["pmc_articles"])
@@ -305,7 +305,7 @@ def _write_pmc(pool: _Pool, out: Path, seed: int, preset: dict, plants: list[dic
 
 def _write_commonpool(pool: _Pool, out: Path, seed: int, preset: dict, plants: list[dict]) -> dict[str, Any]:
     from sciclip_utils.commonpool import Record, read_metadata, write_dataset
-    from sciclip_utils.sample_corpus_eval import web_sample
+    from sciclip_utils.sample_corpus.eval import web_sample
 
     planted = {plant["item"]: plant for plant in plants if plant["target"] == "commonpool"}
     for index, plant in planted.items():
