@@ -11,7 +11,11 @@ from collections.abc import Sequence
 COMMANDS: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (("notebooks",), "notebooks", "execute the notebooks with papermill and build the book"),
     (("profiles",), "profiles", "list the named parameter profiles"),
-    (("sample-corpus",), "sample_corpus.generate", "generate the sample corpus (arXiv, PMC, web pool, eval sets)"),
+    (
+        ("sample-corpus",),
+        "sample_corpus.generate",
+        "generate the sample corpus (arXiv, PMC, web pool, eval sets)",
+    ),
     (("extract", "arxiv"), "extract.cli", "extract figure-caption pairs from arXiv LaTeX sources"),
     (("extract", "pmc"), "extract.cli", "extract figure-caption pairs from PMC OA packages"),
     (("decontaminate",), "decontam.cli", "remove near-duplicates of evaluation images"),

@@ -71,7 +71,8 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> dict:
 
     clean = [("hopper", img) for img in tiles[18:27]]
     clean += [
-        ("plots", calibration._plot_image(rng, kind)) for kind in ("line", "bar", "scatter", "hist", "heatmap") * 3
+        ("plots", calibration._plot_image(rng, kind))
+        for kind in ("line", "bar", "scatter", "hist", "heatmap") * 3
     ]
     clean += [("textures", calibration._texture_image(rng)) for _ in range(6)]
     planted = [

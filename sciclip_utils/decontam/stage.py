@@ -27,6 +27,7 @@ from sciclip_utils import commonpool
 from sciclip_utils.decontam.descriptors import Descriptor, decode_image, get_descriptor
 from sciclip_utils.decontam.search import nearest
 from sciclip_utils.evalsets import EvalSet, find_eval_sets
+from sciclip_utils.files import atomic_write
 from sciclip_utils.files import progress as show_progress
 from sciclip_utils.profiles import paths, stage_params
 
@@ -192,7 +193,7 @@ def decontaminate(
         scores=table,
     )
     report_text = json.dumps(report.to_json(), indent=2, sort_keys=True) + "\n"
-    commonpool.atomic_write(out_dir / "report.json", report_text.encode())
+    atomic_write(out_dir / "report.json", report_text.encode())
     return report
 
 
@@ -314,7 +315,7 @@ def save_closest_pairs(
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
-    commonpool.atomic_write(path, buffer.getvalue())
+    atomic_write(path, buffer.getvalue())
 
 
 def _batches(items: Iterator[Any], size: int) -> Iterator[list[Any]]:
@@ -331,10 +332,10 @@ def _batches(items: Iterator[Any], size: int) -> Iterator[list[Any]]:
 def _atomic_npz(path: Path, **arrays: np.ndarray) -> None:
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
-    commonpool.atomic_write(path, buffer.getvalue())
+    atomic_write(path, buffer.getvalue())
 
 
 def _atomic_parquet(frame: Any, path: Path) -> None:
     buffer = io.BytesIO()
     frame.to_parquet(buffer, index=False)
-    commonpool.atomic_write(path, buffer.getvalue())
+    atomic_write(path, buffer.getvalue())

@@ -30,7 +30,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sciclip_utils.commonpool import atomic_write
+from sciclip_utils.files import atomic_write
+from sciclip_utils.files import progress as show_progress
 
 SIZES: dict[str, dict[str, Any]] = {
     # the smallest corpus with every near-duplicate and most constructs: for tests of determinism and layout
@@ -188,11 +189,7 @@ class _Pool:
             results = self.executor.map(
                 _star, [function] * len(jobs), jobs, chunksize=max(1, len(jobs) // 64)
             )
-        if self.progress:
-            from tqdm.auto import tqdm
-
-            results = tqdm(results, total=len(jobs), desc=label)
-        return iter(results)
+        return iter(show_progress(results, self.progress, label, total=len(jobs)))
 
 
 def _star(function: Callable[..., Any], job: tuple) -> Any:
