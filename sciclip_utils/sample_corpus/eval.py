@@ -18,12 +18,12 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageEnhance, ImageOps
 
+from sciclip_utils.sample_corpus.captions import plain_caption
 from sciclip_utils.sample_corpus.figures import (
     PLOT_CLASSES,
     TISSUE_CLASSES,
     FigureSpec,
     figure_image,
-    plain_caption,
     sample_figure,
 )
 from sciclip_utils.sample_corpus.io import image_bytes, rng_for, tar_bytes

@@ -21,13 +21,12 @@ from xml.sax.saxutils import escape, quoteattr
 import numpy as np
 from PIL import Image
 
+from sciclip_utils.sample_corpus.captions import describe_figure, short_caption
 from sciclip_utils.sample_corpus.eval import eval_spec, planted_image_bytes
 from sciclip_utils.sample_corpus.figures import (
     FigureSpec,
-    describe_figure,
     figure_image,
     sample_figure,
-    short_caption,
 )
 from sciclip_utils.sample_corpus.io import gzip_bytes, image_bytes, minimal_pdf, rng_for, tar_bytes
 from sciclip_utils.sample_corpus.text import Caption, Math, Token, to_jats
