@@ -30,7 +30,7 @@ from sciclip_utils.extract.parts import (
     read_part_row,
     write_part,
 )
-from sciclip_utils.extract.sandbox import ENV_ISOLATE, ItemLimits, _Sandbox, run_item
+from sciclip_utils.extract.sandbox import ENV_ISOLATE, ItemLimits, close_sandbox, run_item
 from sciclip_utils.files import atomic_write
 from sciclip_utils.files import progress as show_progress
 
@@ -84,7 +84,7 @@ def run_extraction(
                 for item in show_progress(todo, progress, f"extract {source}", "item"):
                     run_item(item, process, str(parts_dir), item_limits)
             finally:
-                _Sandbox.close_current()
+                close_sandbox()
         else:
             _run_on_dask(
                 todo,

@@ -74,6 +74,11 @@ def run_item(
     return _process_isolated(item, process, Path(parts_dir), limits)
 
 
+def close_sandbox() -> None:
+    """Stop this thread's sandbox (at the end of a run in this process)."""
+    _Sandbox.close_current()
+
+
 def _process_here(
     item: WorkItem, process: Callable[[WorkItem], ItemResult], parts_dir: str, memory_note: str = ""
 ) -> dict[str, Any]:

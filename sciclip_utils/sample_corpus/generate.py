@@ -32,6 +32,7 @@ from typing import Any
 
 from sciclip_utils.files import atomic_write
 from sciclip_utils.files import progress as show_progress
+from sciclip_utils.profiles import add_profile_option, apply_profile, paths
 
 SIZES: dict[str, dict[str, Any]] = {
     # the smallest corpus with every near-duplicate and most constructs: for tests of determinism and layout
@@ -331,17 +332,22 @@ def _write_commonpool(pool: _Pool, out: Path, seed: int, preset: dict, plants: l
 
 
 def cli_configure(parser: argparse.ArgumentParser) -> None:
-    """``sciclip sample-corpus OUT [--seed N] [--size tiny|small] [--workers N]``."""
-    parser.add_argument("out", help="output folder (its arxiv/, pmc/, commonpool/, evalsets/ are replaced)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (same seed, identical files)")
-    parser.add_argument(
-        "--size", choices=sorted(SIZES), default="tiny", help="size preset (micro: for tests)"
-    )
-    parser.add_argument("--workers", type=int, default=None, help="worker processes (default: up to 2)")
+    """``sciclip sample-corpus [OUT] [--profile P] [--seed N] [--size SIZE] [--workers N]``."""
+    parser.add_argument("out", nargs="?", default=None,
+                        help="output folder (its arxiv/, pmc/, commonpool/, evalsets/ are replaced; default: "
+                             "the profile's sample_corpus/)")  # fmt: skip
+    add_profile_option(parser)
+    parser.add_argument("--seed", type=int, default=None,
+                        help="random seed (same seed, identical files; default: the profile's)")  # fmt: skip
+    parser.add_argument("--size", choices=sorted(SIZES), default=None,
+                        help="size preset (micro: for tests; default: the profile's)")  # fmt: skip
+    parser.add_argument("--workers", type=int, default=None, help="worker processes (default: the profile's)")
 
 
 def cli_run(args: argparse.Namespace) -> int:
     """Generate the corpus and print what was planted."""
+    apply_profile(args, "corpus")
+    args.out = args.out or paths(args.profile).sample_corpus
     summary = generate_sample_corpus(
         args.out, seed=args.seed, size=args.size, workers=args.workers, progress=True
     )
