@@ -33,6 +33,13 @@ def read_parquet(path: str | Path, columns: Sequence[str] | None = None) -> Any:
         return handle.read(columns=list(columns) if columns is not None else None, use_threads=False)
 
 
+def read_schema_metadata(path: str | Path) -> dict[bytes, bytes]:
+    """The key-value metadata of a parquet file's schema (no column data is read)."""
+    import pyarrow.parquet as pq
+
+    return pq.read_schema(str(path)).metadata or {}
+
+
 def read_frame(path: str | Path, columns: Sequence[str] | None = None) -> Any:
     """A parquet file as a pandas DataFrame (through :func:`read_parquet`)."""
     return read_parquet(path, columns).to_pandas(use_threads=False)

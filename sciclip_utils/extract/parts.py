@@ -11,7 +11,7 @@ from typing import Any
 
 from sciclip_utils.commonpool import Record
 from sciclip_utils.extract.items import STATUSES, ItemResult, WorkItem
-from sciclip_utils.files import atomic_write, read_parquet
+from sciclip_utils.files import atomic_write, read_parquet, read_schema_metadata
 from sciclip_utils.images import PreparedImage, jpeg_size
 
 MANIFEST_COLUMNS = (
@@ -83,9 +83,8 @@ def part_bytes(records: list[Record], row: dict[str, Any]) -> bytes:
 
 def read_part_row(path: Path) -> dict[str, Any]:
     """Only the manifest row of an item's part (its parquet metadata)."""
-    import pyarrow.parquet as pq
 
-    return json.loads(pq.read_schema(path).metadata[b"sciclip_row"])
+    return json.loads(read_schema_metadata(path)[b"sciclip_row"])
 
 
 def read_part(path: Path) -> tuple[dict[str, Any], list[Record]]:
