@@ -14,6 +14,7 @@ from typing import Any
 
 import pandas as pd
 
+from sciclip_utils.files import read_frame
 from sciclip_utils.profiles import RunPaths, project_root, stage_params
 
 # Published facts (REFERENCE.md): the paper's Table 1, DataComp's README and tasklist.yml.
@@ -95,7 +96,7 @@ def seconds_per_pair(run: RunPaths) -> dict[str, float]:
     for source, folder in (("arxiv", run.arxiv), ("pmc", run.pmc)):
         manifest_path = folder / "manifest.parquet"
         if manifest_path.is_file():
-            manifest = pd.read_parquet(manifest_path, columns=["seconds", "pairs_written"])
+            manifest = read_frame(manifest_path, columns=["seconds", "pairs_written"])
             pairs = manifest["pairs_written"].fillna(0).sum()
             if pairs:
                 rates[source] = float(manifest["seconds"].fillna(0).sum() / pairs)

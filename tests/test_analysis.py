@@ -31,8 +31,7 @@ from sciclip_utils.commonpool import (
 @pytest.fixture(scope="module")
 def micro_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """The micro sample corpus, extracted, and analysed once with the classifier measured on its labels."""
-    from sciclip_utils.arxiv import extract_arxiv
-    from sciclip_utils.pmc import extract_pmc
+    from sciclip_utils.extract import extract_arxiv, extract_pmc
     from sciclip_utils.sample_corpus import generate_sample_corpus
 
     root = tmp_path_factory.mktemp("analysis")

@@ -26,7 +26,7 @@ TYPE_LABELS = {
     "photo": "photo/microscopy",
     "other": "other",
 }
-# The sample corpus's generator kinds (sample_corpus_figures, sample_corpus_natural) and their figure type.
+# The sample corpus's generator kinds (sample_corpus.figures, sample_corpus.natural) and their figure type.
 KIND_TYPES = {
     "line": "plot", "scatter": "plot", "bar": "plot", "histogram": "plot", "heatmap": "plot", "chart": "plot",
     "schematic": "diagram", "shape": "diagram", "scene": "diagram", "digit": "diagram",
@@ -127,8 +127,8 @@ def generated_figures(seed: int, per_kind: int) -> tuple[list[bytes], list[str]]
     """``per_kind`` figures of every generator kind, drawn with ``seed`` and stored as DataComp JPEGs,
     with their kinds: the classifier's training set."""
     from sciclip_utils.images import prepare_image
-    from sciclip_utils.sample_corpus_figures import figure_image, sample_figure
-    from sciclip_utils.sample_corpus_natural import natural_image, sample_natural
+    from sciclip_utils.sample_corpus.figures import figure_image, sample_figure
+    from sciclip_utils.sample_corpus.natural import natural_image, sample_natural
 
     rng = np.random.default_rng([seed, 18])
     images, kinds = [], []

@@ -45,7 +45,7 @@ def _at_least(minimum: int, kind: type = int) -> Callable[[str], Any]:
     return parse
 
 
-def _yymm_arg(value: str) -> str:
+def yymm_arg(value: str) -> str:
     from sciclip_utils.arxiv import yymm_key
 
     try:
@@ -67,9 +67,9 @@ def cli_configure(parser: argparse.ArgumentParser, source: str | None = None) ->
         help=f"{INPUT_HELP[source]} (default: the profile's sample corpus)",
     )
     if source == "arxiv":
-        parser.add_argument("--from", dest="start", type=_yymm_arg, default=None, metavar="YYMM",
+        parser.add_argument("--from", dest="start", type=yymm_arg, default=None, metavar="YYMM",
                             help="first month of bulk tars to take")  # fmt: skip
-        parser.add_argument("--to", dest="end", type=_yymm_arg, default=None, metavar="YYMM",
+        parser.add_argument("--to", dest="end", type=yymm_arg, default=None, metavar="YYMM",
                             help="last month of bulk tars to take")  # fmt: skip
     else:
         from sciclip_utils.pmc import FILE_LIST_NAME, LICENSE_FILTERS

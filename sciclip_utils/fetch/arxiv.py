@@ -21,8 +21,10 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from sciclip_utils.arxiv import MANIFEST_NAME, _yymm_arg, extract_arxiv, select_bulk_tars, yymm_key
+from sciclip_utils.arxiv import MANIFEST_NAME, select_bulk_tars, yymm_key
 from sciclip_utils.commonpool import atomic_write
+from sciclip_utils.extract import extract_arxiv
+from sciclip_utils.extract.cli import yymm_arg
 from sciclip_utils.fetch.transfer import (
     DEFAULTS,
     GB,
@@ -171,9 +173,9 @@ def _read_done(dest: Path) -> set[str]:
 def cli_configure(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``sciclip fetch arxiv``."""
     parser.add_argument(
-        "--from", dest="start", type=_yymm_arg, required=True, metavar="YYMM", help="first month (e.g. 1901)"
+        "--from", dest="start", type=yymm_arg, required=True, metavar="YYMM", help="first month (e.g. 1901)"
     )
-    parser.add_argument("--to", dest="end", type=_yymm_arg, required=True, metavar="YYMM", help="last month")
+    parser.add_argument("--to", dest="end", type=yymm_arg, required=True, metavar="YYMM", help="last month")
     add_common_options(parser)
     parser.add_argument("--max-gb", type=float, default=None, metavar="N", help="download at most N GB")
     parser.add_argument(

@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sciclip_utils.commonpool import BASE_COLUMNS, atomic_write
+from sciclip_utils.commonpool import BASE_COLUMNS
 from sciclip_utils.fetch.hf import default_endpoint, download_repo_files, list_repo_files
 from sciclip_utils.fetch.transfer import (
     DEFAULTS,
@@ -50,6 +50,7 @@ from sciclip_utils.fetch.transfer import (
     destination,
     run_reporting_errors,
 )
+from sciclip_utils.files import atomic_write, read_parquet
 
 SCALE_SAMPLES = {"small": 12_800_000, "medium": 128_000_000, "large": 1_280_000_000, "xlarge": 12_800_000_000}
 BYTES_PER_IMAGE = 35_000  # a 512 px JPEG, on average (450 GB / 12.8M)
@@ -139,11 +140,11 @@ def check_metadata(folder: Path, columns: tuple[str, ...] = REQUIRED_COLUMNS) ->
         raise ValueError(f"no metadata parquet files directly in {folder}")
     rows = 0
     for path in parquets:
-        parquet = pq.ParquetFile(path)
-        missing = [c for c in columns if c not in parquet.schema_arrow.names]
-        if missing:
-            raise ValueError(f"{path}: not CommonPool metadata (missing columns {missing})")
-        rows += parquet.metadata.num_rows
+        with pq.ParquetFile(path) as parquet:
+            missing = [c for c in columns if c not in parquet.schema_arrow.names]
+            if missing:
+                raise ValueError(f"{path}: not CommonPool metadata (missing columns {missing})")
+            rows += parquet.metadata.num_rows
     return rows
 
 
@@ -212,7 +213,7 @@ def project_shard_metadata(path: Path) -> None:
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    table = pq.read_table(path)
+    table = read_parquet(path)
     if "status" not in table.column_names:
         return
     table = table.filter(pc.equal(table["status"], "success"))

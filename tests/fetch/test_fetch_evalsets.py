@@ -16,7 +16,7 @@ from fetch_servers import file_server
 
 from sciclip_utils import cli
 from sciclip_utils.fetch.evalsets import EVALSET_REPOS, task_folder
-from sciclip_utils.sample_corpus_eval import eval_sample_bytes, write_eval_task
+from sciclip_utils.sample_corpus.eval import eval_sample_bytes, write_eval_task
 
 
 def _hub(root: Path) -> None:

@@ -16,9 +16,9 @@ from fetch_servers import file_server, record_requests
 
 from sciclip_utils import cli
 from sciclip_utils.commonpool import read_metadata
+from sciclip_utils.extract import extract_pmc
 from sciclip_utils.fetch.pmc import Selection, Source, fetch_pmc
 from sciclip_utils.fetch.transfer import S3Bucket, s3_client
-from sciclip_utils.pmc import extract_pmc
 
 JATS = b"""<?xml version="1.0"?><article xmlns:xlink="http://www.w3.org/1999/xlink"><front><article-meta>
 <article-id pub-id-type="pmc">{n}</article-id></article-meta></front><body><fig id="f1"><caption><p>A
