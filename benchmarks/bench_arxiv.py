@@ -39,7 +39,8 @@ from extraction import (
 )
 
 from sciclip_utils import arxiv
-from sciclip_utils.arxiv import build_work_items, extract_arxiv, process_item
+from sciclip_utils.arxiv import build_work_items, process_item
+from sciclip_utils.extract import extract_arxiv
 from sciclip_utils.images import MAX_SIDE, image_kind, load_image, prepare_image, shrink, shrunk_size, to_rgb
 
 GROUP = "arXiv"

@@ -20,7 +20,8 @@ import numpy as np
 from benchlib import Report, arguments
 from PIL import Image
 
-from sciclip_utils import decontaminate as dc
+from sciclip_utils import decontam as dc
+from sciclip_utils.decontam import descriptors
 
 GROUP = "decontam"
 
@@ -73,11 +74,11 @@ def bench_descriptors(report: Report, isc_images: int) -> None:
 def bench_search(report: Report, evals: int = 10_000, dim: int = 256) -> None:
     """Exact search time for pools of 1k, 10k and 100k descriptors; the exponent of a log-log fit."""
     rng = np.random.default_rng(0)
-    reference = dc._unit_rows(rng.standard_normal((evals, dim), dtype=np.float32))
+    reference = descriptors._unit_rows(rng.standard_normal((evals, dim), dtype=np.float32))
     pools = (1_000, 10_000, 100_000)
     seconds = []
     for size in pools:
-        queries = dc._unit_rows(rng.standard_normal((size, dim), dtype=np.float32))
+        queries = descriptors._unit_rows(rng.standard_normal((size, dim), dtype=np.float32))
         dc.nearest(queries[:100], reference)
         seconds.append(
             min(timed(lambda q=queries: dc.nearest(q, reference)) for _ in range(2 if size < 100_000 else 1))

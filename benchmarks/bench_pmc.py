@@ -38,8 +38,9 @@ from extraction import (
 
 from sciclip_utils import images as image_module
 from sciclip_utils import pmc
-from sciclip_utils.extract import keep_freed_memory
-from sciclip_utils.pmc import Options, extract_pmc, plan_inputs, process_article
+from sciclip_utils.extract import extract_pmc
+from sciclip_utils.extract.sandbox import keep_freed_memory
+from sciclip_utils.pmc import Options, plan_inputs, process_article
 
 GROUP = "PMC"
 TARGETS = {

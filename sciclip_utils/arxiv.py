@@ -2,21 +2,21 @@
 
 Inputs are arXiv bulk tars (``arXiv_src_YYMM_NNN.tar`` holding ``YYMM/<id>.gz``, optionally selected by
 date range through ``arXiv_src_manifest.xml``), single per-paper packages (``.gz``, ``.tar.gz``, ``.tgz``,
-``.tar``), unpacked source directories, and folders of any of these. Each paper is one work item for
-:func:`sciclip_utils.extract.run_extraction`; :func:`process_item` does the per-paper work: choose the main
-file, flatten its includes, find figure floats, resolve and render their images, clean their captions.
+``.tar``), unpacked source directories, and folders of any of these. Each paper is one work item (the
+contract of :mod:`sciclip_utils.extract.items`); :func:`process_item` does the per-paper work: choose the
+main file, flatten its includes, find figure floats, resolve and render their images, clean their captions.
+The entry point is :func:`sciclip_utils.extract.extract_arxiv`.
 """
 
 from __future__ import annotations
 
-import argparse
 import bisect
 import posixpath
 import re
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property, partial
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -31,21 +31,11 @@ from .archives import (
     read_package,
 )
 from .commonpool import Record
-from .extract import (
-    ExtractionError,
-    ItemLimits,
-    ItemResult,
-    WorkItem,
-    add_extraction_options,
-    run_extraction,
-    run_extraction_cli,
-)
+from .extract.items import ExtractionError, ItemResult, WorkItem
 from .images import MAX_SIDE, ImageError, composite, load_image, prepare_image, shrink, shrunk_size, to_rgb
 
 if TYPE_CHECKING:
     from PIL import Image
-
-    from .extract import ExtractionSummary
 
 SOURCE = "arxiv"
 TEX_SUFFIXES = (".tex", ".ltx", ".latex")
@@ -746,84 +736,3 @@ def _empty_outcome(figures: Sequence[latex.FigureFloat], stats: _Stats) -> tuple
     if stats.unsupported:
         return "skipped", "figures", "no figures with supported images (svg/standalone only)"
     return "skipped", "captions", "no captioned figures"
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Entry point and CLI
-# ----------------------------------------------------------------------------------------------------------
-
-
-def extract_arxiv(
-    inputs: Sequence[str | Path],
-    out_dir: str | Path,
-    *,
-    workers: int | None = None,
-    scheduler: str | None = None,
-    max_papers: int | None = None,
-    samples_per_shard: int = 10_000,
-    progress: bool = True,
-    start: str | None = None,
-    end: str | None = None,
-    limits: ItemLimits | None = None,
-) -> ExtractionSummary:
-    """Extract figure-caption pairs from arXiv sources into a CommonPool dataset at ``out_dir``
-    (``shards/``, ``sizes.json``, ``manifest.parquet``); reruns skip papers already done.
-
-    ``start``/``end`` (``YYMM``) keep bulk tars (and arXiv-id named papers) of those months. ``limits``:
-    per-paper time and memory (default: :meth:`ItemLimits.from_env`).
-    """
-    items = build_work_items(inputs, start=start, end=end)
-    return run_extraction(
-        items,
-        process_item,
-        out_dir,
-        source=SOURCE,
-        workers=workers,
-        scheduler=scheduler,
-        max_items=max_papers,
-        samples_per_shard=samples_per_shard,
-        progress=progress,
-        limits=limits,
-    )
-
-
-def _yymm_arg(value: str) -> str:
-    try:
-        yymm_key(value)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from error
-    return value
-
-
-def cli_configure(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``sciclip extract arxiv``."""
-    parser.add_argument(
-        "inputs",
-        nargs="+",
-        metavar="INPUT",
-        help="bulk tars, arXiv_src_manifest.xml, per-paper .gz/.tar.gz/.tar, source dirs, "
-        "or folders of these",
-    )
-    parser.add_argument(
-        "--from",
-        dest="start",
-        type=_yymm_arg,
-        default=None,
-        metavar="YYMM",
-        help="first month of bulk tars to take",
-    )
-    parser.add_argument(
-        "--to",
-        dest="end",
-        type=_yymm_arg,
-        default=None,
-        metavar="YYMM",
-        help="last month of bulk tars to take",
-    )
-    add_extraction_options(parser)
-
-
-def cli_run(args: argparse.Namespace) -> int:
-    """Run ``sciclip extract arxiv`` (exit codes: :func:`~sciclip_utils.extract.run_extraction_cli`)."""
-    extract = partial(extract_arxiv, args.inputs, args.out, start=args.start, end=args.end)
-    return run_extraction_cli(args, extract, SOURCE, "papers")

@@ -9,12 +9,13 @@ The XML is parsed without DTDs, network access or entity expansion. Every ``<fig
 it sits (body, ``floats-group``, ``fig-group`` supplements, ``sub-article``, ``app``, ``boxed-text``); its
 image is the ``xlink:href`` of its ``<graphic>`` (not one inside a formula or the caption), mapped to a
 file by exact stem with extension probing (full images before ``.gif`` thumbnails; never by prefix).
-Distribution, manifest and resume are :func:`sciclip_utils.extract.run_extraction`'s.
+Per-article work only (the item contract of :mod:`sciclip_utils.extract.items`); distribution, manifest
+and resume are :func:`sciclip_utils.extract.runner.run_extraction`'s, the entry point
+:func:`sciclip_utils.extract.extract_pmc`.
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
 import functools
 import json
@@ -36,17 +37,7 @@ from sciclip_utils.archives import (
     read_package,
     read_regular_file,
 )
-from sciclip_utils.commonpool import atomic_write
-from sciclip_utils.extract import (
-    ExtractionError,
-    ExtractionSummary,
-    ItemLimits,
-    ItemResult,
-    WorkItem,
-    add_extraction_options,
-    run_extraction,
-    run_extraction_cli,
-)
+from sciclip_utils.extract.items import ExtractionError, ItemResult, WorkItem
 from sciclip_utils.latex import drop_invisible, tex_math_to_text
 
 SOURCE = "pmc"
@@ -783,91 +774,3 @@ def process_article(item: WorkItem, options: Options) -> ItemResult:
 def _finish(result: ItemResult, status: str, stage: str, reason: str) -> ItemResult:
     result.status, result.stage, result.reason = status, stage, reason
     return result
-
-
-# -------------------------------------------------------------------------------------------- entry point
-def extract_pmc(
-    inputs: Sequence[str | Path] | str | Path,
-    out_dir: str | Path,
-    *,
-    file_list: str | Path | Sequence[str | Path] | None = None,
-    license: str = "any",
-    language: str | None = None,
-    workers: int | None = None,
-    scheduler: str | None = None,
-    max_papers: int | None = None,
-    samples_per_shard: int = 10_000,
-    progress: bool = True,
-    limits: ItemLimits | None = None,
-) -> ExtractionSummary:
-    """Extract figure-caption pairs from PMC OA inputs into CommonPool shards under ``out_dir``.
-
-    ``file_list``: ``oa_file_list.csv`` path(s) giving each article's licence (default: any such file found
-    in the input folders; else the licence in the XML). ``license``: ``any``, ``commercial`` (CC0, PD,
-    CC BY, CC BY-SA, CC BY-ND) or ``noncommercial`` (also the NC variants). ``language``: keep only
-    captions detected in this language (e.g. ``"en"``). ``workers=0`` runs in this process. ``limits``:
-    per-article time and memory (default: :meth:`ItemLimits.from_env`).
-    """
-    if license not in LICENSE_FILTERS:
-        raise ValueError(f"unknown license filter {license!r}; choose one of {', '.join(LICENSE_FILTERS)}")
-    wanted_language = _normalize_language(language) if language else None
-    if language and wanted_language is None:
-        raise ValueError(f"language must be an ISO 639 code such as 'en', not {language!r}")
-    if workers is not None and workers < 0:
-        raise ValueError("workers must be >= 0")
-    if max_papers is not None and max_papers < 0:
-        raise ValueError("max_papers must be >= 0")
-    plan = plan_inputs(inputs)
-    if file_list is None:
-        lists = plan.file_lists
-    else:
-        lists = [Path(p) for p in ([file_list] if isinstance(file_list, (str, Path)) else file_list)]
-        for path in lists:
-            if not path.is_file():
-                raise FileNotFoundError(f"file list not found: {path}")
-    paper_ids = {item.paper_id for item in plan.items}
-    licenses: dict[str, str] = {}
-    for path in lists:
-        licenses.update(read_file_list(path, paper_ids))
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    plan_file = out / PLAN_NAME
-    atomic_write(plan_file, json.dumps({"licenses": licenses, "skips": plan.skips}, sort_keys=True).encode())
-    options = Options(str(plan_file.resolve()), LICENSE_FILTERS[license], license, wanted_language)
-    return run_extraction(
-        plan.items,
-        functools.partial(process_article, options=options),
-        out,
-        source=SOURCE,
-        workers=workers,
-        scheduler=scheduler,
-        max_items=max_papers,
-        samples_per_shard=samples_per_shard,
-        progress=progress,
-        limits=limits,
-    )
-
-
-# ------------------------------------------------------------------------------------------------------ CLI
-def cli_configure(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``sciclip extract pmc``."""
-    parser.add_argument(
-        "inputs", nargs="+", metavar="INPUT", help="PMCnnn.tar.gz, PMCnnn.V/ folder, .nxml/.xml"
-    )
-    parser.add_argument("--file-list", action="append", help=f"{FILE_LIST_NAME} with licences (repeatable)")
-    parser.add_argument("--license", default="any", choices=sorted(LICENSE_FILTERS), help="licence filter")
-    parser.add_argument("--language", default=None, help="keep captions in this language only, e.g. en")
-    add_extraction_options(parser)
-
-
-def cli_run(args: argparse.Namespace) -> int:
-    """Run ``sciclip extract pmc`` (exit codes: :func:`~sciclip_utils.extract.run_extraction_cli`)."""
-    extract = functools.partial(
-        extract_pmc,
-        args.inputs,
-        args.out,
-        file_list=args.file_list,
-        license=args.license,
-        language=args.language,
-    )
-    return run_extraction_cli(args, extract, SOURCE, "articles")

@@ -17,7 +17,8 @@ from sciclip_utils import arxiv
 from sciclip_utils.archives import read_package
 from sciclip_utils.cli import main as sciclip_main
 from sciclip_utils.commonpool import iter_samples, read_metadata
-from sciclip_utils.extract import WorkItem
+from sciclip_utils.extract import WorkItem, extract_arxiv
+from sciclip_utils.extract import cli as extract_cli
 from sciclip_utils.images import load_image
 
 FIXTURE_PAPERS = {
@@ -146,7 +147,7 @@ def _constructs_package() -> dict[str, bytes]:
 def fixture_run(fixtures_dir: Path, tmp_path_factory: pytest.TempPathFactory):
     inputs = sorted((fixtures_dir / "arxiv").glob("*.gz"))
     out = tmp_path_factory.mktemp("arxiv_fixtures")
-    summary = arxiv.extract_arxiv(inputs, out, workers=2, progress=False)
+    summary = extract_arxiv(inputs, out, workers=2, progress=False)
     return summary, read_metadata(out), out
 
 
@@ -481,9 +482,7 @@ def test_bulk_tars_selected_by_manifest(tmp_path: Path, fixtures_dir: Path) -> N
     assert arxiv.select_bulk_tars(manifest, "2001", "2012") == ["arXiv_src_2004_001.tar"]
     assert arxiv.select_bulk_tars(manifest.read_bytes(), None, "1912") == ["arXiv_src_1911_001.tar"]
 
-    summary = arxiv.extract_arxiv(
-        [manifest], tmp_path / "out", workers=0, progress=False, start="2001", end="2012"
-    )
+    summary = extract_arxiv([manifest], tmp_path / "out", workers=0, progress=False, start="2001", end="2012")
     manifest_rows = summary.manifest.set_index("paper_id")
     assert sorted(manifest_rows.index) == ["2004.00001", "2004.00002"]
     assert manifest_rows.loc["2004.00001", "pairs_written"] == 8
@@ -502,7 +501,7 @@ def test_truncated_bulk_tar_fails_only_what_is_lost(tmp_path: Path) -> None:
     whole = _write_tar(tmp_path / "whole.tar", {"2004/2004.00001.gz": single, "2004/2004.00002.gz": single})
     truncated = tmp_path / "arXiv_src_2004_009.tar"
     truncated.write_bytes(whole.read_bytes()[:600])  # the first member whole, then a cut header
-    summary = arxiv.extract_arxiv([truncated], tmp_path / "out", workers=0, progress=False)
+    summary = extract_arxiv([truncated], tmp_path / "out", workers=0, progress=False)
     rows = summary.manifest.set_index("paper_id")
     assert list(rows.index) == ["2004.00001", "arXiv_src_2004_009.tar"]
     assert tuple(rows.loc["2004.00001", ["status", "reason"]]) == ("skipped", "no figures")
@@ -519,7 +518,7 @@ def test_directory_input_and_resume(tmp_path: Path, fixtures_dir: Path) -> None:
         gzip.compress(b"\\documentclass{article}\\begin{document}No figures here.\\end{document}")
     )
     out = tmp_path / "out"
-    first = arxiv.extract_arxiv([tmp_path / "inputs"], out, workers=0, progress=False)
+    first = extract_arxiv([tmp_path / "inputs"], out, workers=0, progress=False)
     rows = first.manifest.set_index("paper_id")
     assert (
         rows.loc["kepler-flares1", "pairs_written"] == 8
@@ -530,7 +529,7 @@ def test_directory_input_and_resume(tmp_path: Path, fixtures_dir: Path) -> None:
 
     parts = {p: p.stat().st_mtime_ns for p in (out / "parts").rglob("*.parquet")}
     assert len(parts) == 2
-    second = arxiv.extract_arxiv([tmp_path / "inputs"], out, workers=0, progress=False)
+    second = extract_arxiv([tmp_path / "inputs"], out, workers=0, progress=False)
     # Nothing processed again: the per-paper parts (with their timings) are untouched, output identical.
     assert {p: p.stat().st_mtime_ns for p in (out / "parts").rglob("*.parquet")} == parts
     assert {p.name: p.read_bytes() for p in (out / "shards").iterdir()} == shards
@@ -562,7 +561,7 @@ def test_cli_exit_codes(tmp_path: Path, fixtures_dir: Path, capsys) -> None:
     assert exited.value.code == 2
 
     parser = argparse.ArgumentParser()
-    arxiv.cli_configure(parser)
+    extract_cli.cli_configure(parser, "arxiv")
     args = parser.parse_args([str(kepler), "--out", str(out), "--max-papers", "1", "--workers", "0"])
     assert (args.max_papers, args.workers, args.start, args.end) == (1, 0, None, None)
     assert (args.item_timeout_s, args.item_memory_mb) == (None, None)  # the environment's, or the defaults

@@ -20,11 +20,10 @@ from PIL import Image
 from sciclip_utils import cli
 from sciclip_utils.archives import read_package
 from sciclip_utils.commonpool import iter_samples, read_metadata
-from sciclip_utils.extract import ExtractionError
+from sciclip_utils.extract import ExtractionError, extract_pmc
 from sciclip_utils.images import prepare_image
 from sciclip_utils.pmc import (
     detect_language,
-    extract_pmc,
     find_image,
     href_stem,
     index_media,
