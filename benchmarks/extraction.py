@@ -162,8 +162,14 @@ def scaling(
                 summary = run_extraction(items, process, out, source=source, scheduler=cluster.scheduler_address, progress=False)  # fmt: skip
                 if run:
                     times[workers].append(time.perf_counter() - start)
-                pairs = int(summary.manifest["pairs_written"].sum())
+                pairs = pairs_extracted(summary.manifest)
     return {"seconds": {workers: min(values) for workers, values in times.items()}, "pairs": pairs}
+
+
+def pairs_extracted(manifest: Any) -> int:
+    """Pairs the items produced, the duplicates the writer dropped included (``pairs_duplicate``)."""
+    dropped = manifest["pairs_duplicate"].sum() if "pairs_duplicate" in manifest else 0
+    return int(manifest["pairs_written"].sum() + dropped)
 
 
 def report_split(report: Any, group: str, split: dict[str, float]) -> None:
