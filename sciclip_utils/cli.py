@@ -15,6 +15,7 @@ COMMANDS: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (("extract", "arxiv"), "arxiv", "extract figure-caption pairs from arXiv LaTeX sources"),
     (("extract", "pmc"), "pmc", "extract figure-caption pairs from PMC OA packages"),
     (("decontaminate",), "decontaminate", "remove near-duplicates of evaluation images"),
+    (("train",), "train", "train OpenCLIP on one data condition (commonpool, sci, mix, ...)"),
 )
 
 

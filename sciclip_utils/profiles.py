@@ -31,6 +31,7 @@ _TRAIN_SMALL: dict[str, Any] = {
     "precision": "amp",
     "workers": 4,
     "seed": 0,
+    "log_every_n_steps": 100,
     "conditions": ["commonpool", "sci", "mix"],
 }
 
@@ -58,6 +59,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
             "precision": "fp32",
             "workers": 1,
             "seed": 0,
+            "log_every_n_steps": 1,
             "conditions": ["commonpool", "sci", "mix"],
         },
         "evaluate": {"suite": "sample", "batch_size": 64, "bootstrap": 1000},
