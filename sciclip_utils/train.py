@@ -21,10 +21,8 @@ import hashlib
 import json
 import logging
 import math
-import re
 import shutil
 import sys
-import tarfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -415,75 +413,6 @@ def _run_open_clip_train(argv: list[str]) -> None:
             dist.destroy_process_group()
     if result == -1:
         raise RuntimeError(f"open_clip_train refused to run (see its message above); arguments: {argv}")
-
-
-_LOG_LINE = re.compile(
-    r"Train Epoch: (?P<epoch>\d+) \[\s*(?P<samples>\d+)/(?P<epoch_samples>\d+) .*?"
-    r"Data \(t\): (?P<data_time>[\d.]+) Batch \(t\): (?P<batch_time>[\d.]+), (?P<samples_per_s>[\d.e+-]+)/s.*?"
-    r"LR: (?P<lr>[\d.e+-]+) .*? Loss: (?P<loss>[\d.e+-]+)"
-)
-
-
-def read_curves(run_dir: str | Path) -> Any:
-    """Loss, learning rate and samples/s per logged step from the run's ``out.log`` (a DataFrame).
-
-    A resumed run logs its steps again from the checkpoint on; each step keeps its latest line."""
-    import pandas as pd
-
-    run_dir = Path(run_dir)
-    global_batch = json.loads((run_dir / CONFIG_FILE).read_text())["global_batch"]
-    log = run_dir / "out.log"
-    rows = [match.groupdict() for match in map(_LOG_LINE.search, log.read_text().splitlines()) if match]
-    columns = ["epoch", "samples", "epoch_samples", "data_time", "batch_time", "samples_per_s", "lr", "loss"]
-    frame = pd.DataFrame(rows, columns=columns).astype(float).astype({"epoch": int, "samples": int})
-    frame["samples_seen"] = (frame["epoch"] * frame["epoch_samples"] + frame["samples"]).astype(int)
-    frame["step"] = frame["samples_seen"] // global_batch
-    return frame.drop_duplicates("step", keep="last").sort_values("step").reset_index(drop=True)
-
-
-def zero_shot_accuracy(run_dir: str | Path, eval_set: str | Path, batch_size: int = 64) -> float:
-    """Top-1 zero-shot accuracy of a run's final model on a clip_benchmark webdataset classification folder
-    (``classnames.txt``, ``zeroshot_classification_templates.txt``, ``test/*.tar`` with image + ``.cls``).
-
-    A quick check that training learned something; the study's evaluation uses clip_benchmark."""
-    import io
-
-    import open_clip
-    import torch
-    from PIL import Image
-
-    run_dir, eval_set = Path(run_dir), Path(eval_set)
-    config = json.loads((run_dir / CONFIG_FILE).read_text())
-    register_model_configs()
-    checkpoint = final_checkpoint(run_dir, config["params"]["checkpoints"])
-    model, _, preprocess = open_clip.create_model_and_transforms(
-        config["params"]["model"], pretrained=str(checkpoint)
-    )
-    tokenizer = open_clip.get_tokenizer(config["params"]["model"])
-    classes = (eval_set / "classnames.txt").read_text().splitlines()
-    templates = (eval_set / "zeroshot_classification_templates.txt").read_text().splitlines()
-    model.eval()
-    with torch.no_grad():
-        prompts = tokenizer([template.replace("{c}", name) for name in classes for template in templates])
-        text = model.encode_text(prompts, normalize=True).reshape(len(classes), len(templates), -1).mean(1)
-        text = text / text.norm(dim=-1, keepdim=True)
-        images, labels = [], []
-        for tar_path in sorted((eval_set / "test").glob("*.tar")):
-            with tarfile.open(tar_path) as tar:
-                parts: dict[str, dict[str, bytes]] = {}
-                for member in tar.getmembers():
-                    key, _, ext = member.name.rpartition(".")
-                    parts.setdefault(key, {})[ext] = tar.extractfile(member).read()  # type: ignore[union-attr]
-            for sample in parts.values():
-                image = next(v for k, v in sample.items() if k in ("jpg", "png", "jpeg", "webp"))
-                images.append(preprocess(Image.open(io.BytesIO(image)).convert("RGB")))
-                labels.append(int(sample["cls"]))
-        correct = 0
-        for start in range(0, len(images), batch_size):
-            features = model.encode_image(torch.stack(images[start : start + batch_size]), normalize=True)
-            predicted = (features @ text.T).argmax(dim=-1)
-            correct += int((predicted == torch.tensor(labels[start : start + batch_size])).sum())
-    return correct / len(labels)
 
 
 def cli_configure(parser: argparse.ArgumentParser) -> None:
