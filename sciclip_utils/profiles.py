@@ -32,6 +32,7 @@ _TRAIN_SMALL: dict[str, Any] = {
     "workers": 4,
     "seed": 0,
     "log_every_n_steps": 100,
+    "grad_checkpointing": True,
     "conditions": ["commonpool", "sci", "mix"],
 }
 
@@ -60,6 +61,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
             "workers": 1,
             "seed": 0,
             "log_every_n_steps": 1,
+            "grad_checkpointing": False,  # recomputing activations only costs time on a small CPU model
             "conditions": ["commonpool", "sci", "mix"],
         },
         "evaluate": {"suite": "sample", "batch_size": 64, "bootstrap": 1000},

@@ -198,7 +198,7 @@ def open_clip_argv(
     batch, checkpoints = int(params["batch_size"]), int(params["checkpoints"])
     argv = [
         "--save-frequency", "0", "--ddp-static-graph", "--local-loss", "--gather-with-grad",
-        "--grad-checkpointing", "--train-data", train_data,
+        *(["--grad-checkpointing"] if params["grad_checkpointing"] else []), "--train-data", train_data,
         "--train-num-samples", str(int(params["samples_seen"]) // checkpoints),
         "--warmup", str(params["warmup"]), "--dataset-type", "webdataset", "--precision", params["precision"],
         "--workers", str(params["workers"]), "--model", params["model"], "--batch-size", str(batch // world_size),
