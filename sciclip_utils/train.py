@@ -316,7 +316,7 @@ def train_condition(
             "open_clip_train_argv": argv,
         }
         atomic_write(run_dir / CONFIG_FILE, json.dumps(config, indent=2).encode())
-    _run_open_clip_train(argv)
+    _run_open_clip_train(argv, params["threads"])
     if not final.is_file():
         raise RuntimeError(f"open_clip_train ended without writing {final}; see {run_dir / 'out.log'}")
     return run_dir
@@ -399,16 +399,21 @@ def _remove_training_outputs(run_dir: Path) -> None:
                 shutil.rmtree(child) if child.is_dir() else child.unlink()
 
 
-def _run_open_clip_train(argv: list[str]) -> None:
-    """``open_clip_train.main.main(argv)`` in this process; the process group is closed afterwards."""
+def _run_open_clip_train(argv: list[str], threads: int | None) -> None:
+    """``open_clip_train.main.main(argv)`` in this process (with ``threads`` torch threads if given); the
+    process group is closed afterwards."""
+    import torch
     import torch.distributed as dist
     from open_clip_train.main import main as train_main
 
     register_model_configs()
+    default_threads = torch.get_num_threads()
     try:
+        torch.set_num_threads(threads or default_threads)
         with restored_logging(), cpu_ddp():
             result = train_main(argv)
     finally:
+        torch.set_num_threads(default_threads)
         if dist.is_available() and dist.is_initialized():
             dist.destroy_process_group()
     if result == -1:
