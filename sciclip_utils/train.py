@@ -21,11 +21,12 @@ import hashlib
 import json
 import logging
 import math
+import os
 import shutil
 import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stderr
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -267,12 +268,14 @@ def train_condition(
     data_dirs: Mapping[str, str | Path] | None = None,
     out_dir: str | Path | None = None,
     force: bool = False,
+    console_log: bool = True,
     **overrides: Any,
 ) -> Path:
     """Train one condition with the profile's train parameters (``overrides`` replace them); the run folder.
 
     ``data_dirs`` maps source names to CommonPool folders (default: the profile's decontaminated sources);
-    runs go to ``out_dir/<condition>`` (default ``paths(profile).train``). Every input is checked before
+    runs go to ``out_dir/<condition>`` (default ``paths(profile).train``); open_clip_train's log goes to the
+    run's ``out.log`` and, if ``console_log``, to stderr. Every input is checked before
     anything is written."""
     params = stage_params(profile, "train", **overrides)
     spec = resolve_condition(condition, params["conditions"])
@@ -316,7 +319,11 @@ def train_condition(
             "open_clip_train_argv": argv,
         }
         atomic_write(run_dir / CONFIG_FILE, json.dumps(config, indent=2).encode())
-    _run_open_clip_train(argv, params["threads"])
+        print(
+            f"training {spec.name!r}: {config['steps']} steps on {world_size} process(es) -> {run_dir}",
+            flush=True,
+        )
+    _run_open_clip_train(argv, params["threads"], console_log)
     if not final.is_file():
         raise RuntimeError(f"open_clip_train ended without writing {final}; see {run_dir / 'out.log'}")
     return run_dir
@@ -399,9 +406,10 @@ def _remove_training_outputs(run_dir: Path) -> None:
                 shutil.rmtree(child) if child.is_dir() else child.unlink()
 
 
-def _run_open_clip_train(argv: list[str], threads: int | None) -> None:
+def _run_open_clip_train(argv: list[str], threads: int | None, console_log: bool) -> None:
     """``open_clip_train.main.main(argv)`` in this process (with ``threads`` torch threads if given); the
-    process group is closed afterwards."""
+    process group is closed afterwards. Without ``console_log`` its stream handler writes to nowhere (it binds
+    ``sys.stderr`` when created)."""
     import torch
     import torch.distributed as dist
     from open_clip_train.main import main as train_main
@@ -410,7 +418,12 @@ def _run_open_clip_train(argv: list[str], threads: int | None) -> None:
     default_threads = torch.get_num_threads()
     try:
         torch.set_num_threads(threads or default_threads)
-        with restored_logging(), cpu_ddp():
+        with (
+            restored_logging(),
+            cpu_ddp(),
+            open(os.devnull, "w") as devnull,
+            redirect_stderr(sys.stderr if console_log else devnull),
+        ):
             result = train_main(argv)
     finally:
         torch.set_num_threads(default_threads)

@@ -55,9 +55,11 @@ def discs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_run(discs: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One uninterrupted tiny run of the commonpool condition on the discs."""
+    """One uninterrupted tiny run of the commonpool condition on the discs (its log only in out.log)."""
     out = tmp_path_factory.mktemp("runs")
-    return train.train_condition("commonpool", data_dirs={"commonpool": discs}, out_dir=out, **TINY_RUN)
+    return train.train_condition(
+        "commonpool", data_dirs={"commonpool": discs}, out_dir=out, console_log=False, **TINY_RUN
+    )
 
 
 def _cli_argv(web_pool: Path, out: Path, params: dict[str, Any]) -> list[str]:
