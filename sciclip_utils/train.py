@@ -54,6 +54,7 @@ CONFIG_FILE = "config.json"
 SUBSET_MARKER = "subset.json"
 # Compared between a run folder's config.json and a new request before resuming it.
 SETTINGS_KEYS = ("condition", "sources", "subset", "params")
+NOT_SETTINGS = ("conditions", "threads")  # parameters that do not change what a run computes
 
 
 @dataclass(frozen=True)
@@ -293,7 +294,7 @@ def train_condition(
         "condition": spec.name,
         "sources": {source.name: source.directory for source in sources},
         "subset": spec.subset,
-        "params": {key: value for key, value in params.items() if key != "conditions"},
+        "params": {key: value for key, value in params.items() if key not in NOT_SETTINGS},
     }
     _check_same_settings(run_dir, settings, force)
     final = final_checkpoint(run_dir, int(params["checkpoints"]))
