@@ -72,6 +72,7 @@ def main() -> None:
             out_dir=Path(folder) / "runs",
             samples_seen=args.steps * batch,
             checkpoints=1,
+            console_log=False,
         )
         curves = read_curves(run_dir).iloc[2:]  # the first steps include start-up
         rate = loader_rate(data, {**params, "samples_seen": args.steps * batch, "checkpoints": 1}, args.steps)
