@@ -142,6 +142,7 @@ def test_finished_run_is_reported_not_redone(
         )
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_from_its_checkpoint(tiny_run: Path, discs: Path, tmp_path: Path) -> None:
     command = [sys.executable, "-m", "sciclip_utils.train", *_cli_argv(discs, tmp_path, TINY_RUN)]
     run_dir = tmp_path / "commonpool"
