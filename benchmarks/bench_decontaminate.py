@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from sciclip_utils import decontaminate as dc
+from sciclip_utils import decontam as dc
+from sciclip_utils.decontam import descriptors
 
 
 def timed(work) -> float:
@@ -70,8 +71,8 @@ def bench_descriptors(isc_images: int) -> None:
 def bench_search(train: int = 100_000, evals: int = 10_000) -> None:
     rng = np.random.default_rng(0)
     for dim in (256, dc.DCTDescriptor().dim):
-        queries = dc._unit_rows(rng.standard_normal((train, dim), dtype=np.float32))
-        reference = dc._unit_rows(rng.standard_normal((evals, dim), dtype=np.float32))
+        queries = descriptors._unit_rows(rng.standard_normal((train, dim), dtype=np.float32))
+        reference = descriptors._unit_rows(rng.standard_normal((evals, dim), dtype=np.float32))
         if dim == 256:
             exact = timed(lambda q=queries, r=reference: dc.nearest(q, r))
             faiss = timed(lambda q=queries, r=reference: dc.nearest(q, r, use_faiss=True))

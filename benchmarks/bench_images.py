@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from sciclip_utils.extract import keep_freed_memory
+from sciclip_utils.extract.sandbox import keep_freed_memory
 from sciclip_utils.images import prepare_image, resample
 from sciclip_utils.pmc import open_article, plan_inputs
 

@@ -16,7 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from sciclip_utils.extract import ItemLimits, ItemResult, WorkItem, _Sandbox, process_item
+from sciclip_utils.extract.items import ItemResult, WorkItem
+from sciclip_utils.extract.sandbox import ItemLimits, _Sandbox, run_item
 
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "pmc"
 PMC_TARGET_MS_PER_PAIR = 4.0
@@ -34,7 +35,7 @@ def per_item_ms(items: list[WorkItem], process, limits: ItemLimits | None, round
     with tempfile.TemporaryDirectory() as folder:
         for round_ in range(rounds + 1):
             started = time.perf_counter()
-            rows = [process_item(item, process, folder, limits) for item in items]
+            rows = [run_item(item, process, folder, limits) for item in items]
             if round_:  # round 0 is the warm-up
                 means.append((time.perf_counter() - started) * 1000 / len(items))
             pairs = sum(row["pairs_written"] for row in rows)
@@ -48,7 +49,7 @@ def sandbox_start_ms(rounds: int) -> float:
     for _ in range(rounds):
         with tempfile.TemporaryDirectory() as folder:
             started = time.perf_counter()
-            process_item(WorkItem("k", "in", "p"), trivial, folder, ItemLimits())
+            run_item(WorkItem("k", "in", "p"), trivial, folder, ItemLimits())
             times.append((time.perf_counter() - started) * 1000)
             _Sandbox.close_current()
     return statistics.median(times)

@@ -28,8 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
-from sciclip_utils.extract import WorkItem, keep_freed_memory
-from sciclip_utils.pmc import Options, extract_pmc, open_article, parse_article, plan_inputs, process_article
+from sciclip_utils.extract import WorkItem, extract_pmc
+from sciclip_utils.extract.sandbox import keep_freed_memory
+from sciclip_utils.pmc import Options, open_article, parse_article, plan_inputs, process_article
 
 TARGET_S_PER_PAIR = 0.004
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "pmc"

@@ -2,21 +2,21 @@
 
 Inputs are arXiv bulk tars (``arXiv_src_YYMM_NNN.tar`` holding ``YYMM/<id>.gz``, optionally selected by
 date range through ``arXiv_src_manifest.xml``), single per-paper packages (``.gz``, ``.tar.gz``, ``.tgz``,
-``.tar``), unpacked source directories, and folders of any of these. Each paper is one work item for
-:func:`sciclip_utils.extract.run_extraction`; :func:`process_item` does the per-paper work: choose the main
-file, flatten its includes, find figure floats, resolve and render their images, clean their captions.
+``.tar``), unpacked source directories, and folders of any of these. Each paper is one work item (the
+contract of :mod:`sciclip_utils.extract.items`); :func:`process_item` does the per-paper work: choose the
+main file, flatten its includes, find figure floats, resolve and render their images, clean their captions.
+The entry point is :func:`sciclip_utils.extract.extract_arxiv`.
 """
 
 from __future__ import annotations
 
-import argparse
 import bisect
 import posixpath
 import re
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property, partial
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -31,21 +31,11 @@ from .archives import (
     read_package,
 )
 from .commonpool import Record
-from .extract import (
-    ExtractionError,
-    ItemLimits,
-    ItemResult,
-    WorkItem,
-    add_extraction_options,
-    run_extraction,
-    run_extraction_cli,
-)
+from .extract.items import ExtractionError, ItemResult, WorkItem
 from .images import MAX_SIDE, ImageError, composite, load_image, prepare_image, shrink, shrunk_size, to_rgb
 
 if TYPE_CHECKING:
     from PIL import Image
-
-    from .extract import ExtractionSummary
 
 SOURCE = "arxiv"
 TEX_SUFFIXES = (".tex", ".ltx", ".latex")
@@ -235,8 +225,10 @@ class _Collector:
     start: str | None
     end: str | None
     items: list[WorkItem] = field(default_factory=list)
+    packages_seen: int = 0  # bulk tars, manifests, package files and source folders, in the date range or not
 
     def add_bulk(self, tar: Path, yymm: str | None) -> None:
+        self.packages_seen += 1
         bulk = BULK_TAR_RE.match(tar.name)
         if _in_range(yymm or (bulk.group(1) if bulk else None), self.start, self.end):
             self.items.extend(_bulk_items(tar))
@@ -245,11 +237,13 @@ class _Collector:
         if _is_bulk_tar(path):
             self.add_bulk(path, None)
         else:
+            self.packages_seen += 1
             item = _single_item(path)
             if _in_range(paper_yymm(item.paper_id), self.start, self.end):
                 self.items.append(item)
 
     def add_manifest(self, manifest: Path) -> None:
+        self.packages_seen += 1
         names = select_bulk_tars(manifest, self.start, self.end)
         missing = [name for name in names if not (manifest.parent / name).is_file()]
         if missing:
@@ -261,6 +255,7 @@ class _Collector:
 
     def add_folder(self, folder: Path) -> None:
         if _is_source_dir(folder):
+            self.packages_seen += 1
             item = WorkItem(key=str(folder.resolve()), input=str(folder), paper_id=folder.resolve().name)
             if _in_range(paper_yymm(item.paper_id), self.start, self.end):
                 self.items.append(item)
@@ -283,7 +278,8 @@ def build_work_items(
     inputs: Sequence[str | Path], *, start: str | None = None, end: str | None = None
 ) -> list[WorkItem]:
     """One work item per paper found in ``inputs`` (files, source dirs, folders, bulk tars, a bulk
-    manifest), keeping bulk tars and arXiv-id papers of months ``start..end``; sorted by key."""
+    manifest), keeping bulk tars and arXiv-id papers of months ``start..end``; sorted by key. Raises
+    ValueError when the inputs hold no arXiv package at all (an empty folder, one of ``.txt`` files)."""
     bounds = [yymm_key(bound) for bound in (start, end) if bound is not None]
     if len(bounds) == 2 and bounds[0] > bounds[1]:
         raise ValueError(f"date range is empty: {start} is after {end}")
@@ -299,6 +295,11 @@ def build_work_items(
             collector.add_manifest(path)
         else:
             collector.add_file(path)
+    if not collector.packages_seen:
+        raise ValueError(
+            f"no arXiv packages found in {', '.join(map(str, inputs))} (expected bulk tars, "
+            f"{MANIFEST_NAME}, per-paper .gz/.tar.gz/.tar files or source folders holding a .tex file)"
+        )
     unique = {item.key: item for item in collector.items}
     return [unique[key] for key in sorted(unique)]
 
@@ -585,12 +586,22 @@ class _FigureContext:
                 return found
         return None
 
-    def record(self, images: list[Image.Image], text: str, paper_id: str, figure_id: str) -> Record:
+    def record(
+        self, images: list[Image.Image], text: str, paper_id: str, figure_id: str, label: str | None
+    ) -> Record:
+        """A pair; ``label`` (the ``\\label`` of its float or sub-figure) becomes the ``label`` column."""
         started = time.perf_counter()
         image = images[0] if len(images) == 1 else composite(images)
         prepared = prepare_image(image)
         self.stats.image_seconds += time.perf_counter() - started
-        return Record(image=prepared, text=text, source=SOURCE, paper_id=paper_id, figure_id=figure_id)
+        return Record(
+            image=prepared,
+            text=text,
+            source=SOURCE,
+            paper_id=paper_id,
+            figure_id=figure_id,
+            extra={"label": label or ""},
+        )
 
 
 def _figure_records(
@@ -624,7 +635,7 @@ def _figure_records(
                 continue
             images = ctx.load(sub.graphics)
             if images:
-                records.append(ctx.record(images, text, paper_id, sub_id))
+                records.append(ctx.record(images, text, paper_id, sub_id, sub.label or figure.label))
         outside = len(figure.graphics) - in_subfigures
         if outside > 0:
             ctx.problems.append(f"{fid}: {outside} image(s) outside captioned sub-figures ignored")
@@ -633,7 +644,7 @@ def _figure_records(
         ctx.problems.append(f"{fid}: no caption")
         return []
     images = ctx.load(figure.graphics)
-    return [ctx.record(images, caption, paper_id, fid)] if images else []
+    return [ctx.record(images, caption, paper_id, fid, figure.label)] if images else []
 
 
 def _read_package(item: WorkItem) -> Package:
@@ -674,11 +685,15 @@ def process_item(item: WorkItem) -> ItemResult:
     body_start = begin.end() if begin else 0
     end = END_DOCUMENT_RE.search(flat.text, body_start)
     body = flat.text[body_start : end.start() if end else len(flat.text)]
-    figures = latex.find_figures(body, macros)
+    left_out: list[latex.LeftOut] = []
+    figures = latex.find_figures(body, macros, left_out)
 
     stats = _Stats()
     records: list[Record] = []
-    figure_problems: list[str] = []
+    figure_problems = [
+        f"{skipped.env} float in {flat.file_at(body_start + skipped.start)} left out: {skipped.reason}"
+        for skipped in left_out
+    ]
     for number, figure in enumerate(figures, start=1):
         ctx = _FigureContext(
             project,
@@ -721,84 +736,3 @@ def _empty_outcome(figures: Sequence[latex.FigureFloat], stats: _Stats) -> tuple
     if stats.unsupported:
         return "skipped", "figures", "no figures with supported images (svg/standalone only)"
     return "skipped", "captions", "no captioned figures"
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Entry point and CLI
-# ----------------------------------------------------------------------------------------------------------
-
-
-def extract_arxiv(
-    inputs: Sequence[str | Path],
-    out_dir: str | Path,
-    *,
-    workers: int | None = None,
-    scheduler: str | None = None,
-    max_papers: int | None = None,
-    samples_per_shard: int = 10_000,
-    progress: bool = True,
-    start: str | None = None,
-    end: str | None = None,
-    limits: ItemLimits | None = None,
-) -> ExtractionSummary:
-    """Extract figure-caption pairs from arXiv sources into a CommonPool dataset at ``out_dir``
-    (``shards/``, ``sizes.json``, ``manifest.parquet``); reruns skip papers already done.
-
-    ``start``/``end`` (``YYMM``) keep bulk tars (and arXiv-id named papers) of those months. ``limits``:
-    per-paper time and memory (default: :meth:`ItemLimits.from_env`).
-    """
-    items = build_work_items(inputs, start=start, end=end)
-    return run_extraction(
-        items,
-        process_item,
-        out_dir,
-        source=SOURCE,
-        workers=workers,
-        scheduler=scheduler,
-        max_items=max_papers,
-        samples_per_shard=samples_per_shard,
-        progress=progress,
-        limits=limits,
-    )
-
-
-def _yymm_arg(value: str) -> str:
-    try:
-        yymm_key(value)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from error
-    return value
-
-
-def cli_configure(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``sciclip extract arxiv``."""
-    parser.add_argument(
-        "inputs",
-        nargs="+",
-        metavar="INPUT",
-        help="bulk tars, arXiv_src_manifest.xml, per-paper .gz/.tar.gz/.tar, source dirs, "
-        "or folders of these",
-    )
-    parser.add_argument(
-        "--from",
-        dest="start",
-        type=_yymm_arg,
-        default=None,
-        metavar="YYMM",
-        help="first month of bulk tars to take",
-    )
-    parser.add_argument(
-        "--to",
-        dest="end",
-        type=_yymm_arg,
-        default=None,
-        metavar="YYMM",
-        help="last month of bulk tars to take",
-    )
-    add_extraction_options(parser)
-
-
-def cli_run(args: argparse.Namespace) -> int:
-    """Run ``sciclip extract arxiv`` (exit codes: :func:`~sciclip_utils.extract.run_extraction_cli`)."""
-    extract = partial(extract_arxiv, args.inputs, args.out, start=args.start, end=args.end)
-    return run_extraction_cli(args, extract, SOURCE, "papers")

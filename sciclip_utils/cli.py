@@ -11,11 +11,21 @@ from collections.abc import Sequence
 COMMANDS: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (("notebooks",), "notebooks", "execute the notebooks with papermill and build the book"),
     (("profiles",), "profiles", "list the named parameter profiles"),
-    (("sample-corpus",), "sample_corpus", "generate the sample corpus (arXiv, PMC, web pool, eval sets)"),
-    (("extract", "arxiv"), "arxiv", "extract figure-caption pairs from arXiv LaTeX sources"),
-    (("extract", "pmc"), "pmc", "extract figure-caption pairs from PMC OA packages"),
-    (("decontaminate",), "decontaminate", "remove near-duplicates of evaluation images"),
+    (("reference",), "reference", "write the book's reference pages (profiles, CLI, formats, tasks)"),
+    (
+        ("sample-corpus",),
+        "sample_corpus.generate",
+        "generate the sample corpus (arXiv, PMC, web pool, eval sets)",
+    ),
+    (("extract", "arxiv"), "extract.cli", "extract figure-caption pairs from arXiv LaTeX sources"),
+    (("extract", "pmc"), "extract.cli", "extract figure-caption pairs from PMC OA packages"),
+    (("decontaminate",), "decontam.cli", "remove near-duplicates of evaluation images"),
+    (("analyze",), "analysis.stage", "Table 1, caption lengths, figure types and per-type subsets"),
     (("train",), "train", "train OpenCLIP on one data condition (commonpool, sci, mix, ...)"),
+    (("fetch", "arxiv"), "fetch.arxiv", "download arXiv bulk source tars (requester-pays S3)"),
+    (("fetch", "pmc"), "fetch.pmc", "download PMC OA articles (pmc-oa-opendata or the legacy packages)"),
+    (("fetch", "commonpool"), "fetch.commonpool", "download DataComp CommonPool metadata and images"),
+    (("fetch", "evalsets"), "fetch.evalsets", "download DataComp's evaluation sets (webdataset)"),
 )
 
 

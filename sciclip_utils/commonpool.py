@@ -22,6 +22,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from sciclip_utils.files import atomic_write as atomic_write  # re-exported: stages write through commonpool
+from sciclip_utils.files import read_frame, read_parquet
 from sciclip_utils.images import PreparedImage, jpeg_size, prepare_image
 
 KEY_DIGITS = 12
@@ -84,13 +86,15 @@ def shard_dir(data_dir: str | Path) -> Path:
     return data_dir / "shards" if (data_dir / "shards").is_dir() else data_dir
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see the old file or the whole new one, never a part: via
-    ``<name>.tmp`` (which a rerun after a crash overwrites), then a rename. Creates the parent folder."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+def dedup_key(jpeg: bytes, text: str) -> tuple[str, str]:
+    """What makes two samples exact duplicates: the SHA-256 of the image bytes and the caption with its
+    whitespace collapsed (as written)."""
+    return hashlib.sha256(jpeg).hexdigest(), " ".join(text.split())
+
+
+def record_uid(record: Record, sha256: str) -> str:
+    """The uid ``record`` is written under (its own, else derived from its source, paper, figure and image)."""
+    return record.uid or make_uid(record.source, record.paper_id, record.figure_id, sha256)
 
 
 class TarWriter:
@@ -162,9 +166,7 @@ class ShardWriter:
         while (self.shards / f"{self._shard:08d}_stats.json").is_file():
             name = f"{self._shard:08d}"
             stats = json.loads((self.shards / f"{name}_stats.json").read_text())
-            import pyarrow.parquet as pq
-
-            table = pq.read_table(self.shards / f"{name}.parquet", columns=["sha256", "text"])
+            table = read_parquet(self.shards / f"{name}.parquet", columns=["sha256", "text"])
             self._seen.update(
                 zip(table.column("sha256").to_pylist(), table.column("text").to_pylist(), strict=True)
             )
@@ -182,8 +184,7 @@ class ShardWriter:
         """Add one record; returns its uid, or None when it exactly duplicates one already written."""
         self._consumed += 1
         prepared = record.image if isinstance(record.image, PreparedImage) else prepare_image(record.image)
-        text = " ".join(record.text.split())
-        sha256 = hashlib.sha256(prepared.jpeg).hexdigest()
+        sha256, text = dedup_key(prepared.jpeg, record.text)
         if (sha256, text) in self._seen:
             self.stats.duplicates += 1
             self._shard_duplicates += 1
@@ -191,7 +192,7 @@ class ShardWriter:
         self._seen.add((sha256, text))
         if self._tar is None:
             self._tar = TarWriter(self.shards / f"{self._shard:08d}.tar.tmp")
-        uid = record.uid or make_uid(record.source, record.paper_id, record.figure_id, sha256)
+        uid = record_uid(record, sha256)
         key = f"{self._shard * self.multiplier + len(self._rows):0{KEY_DIGITS}d}"
         row: dict[str, Any] = {
             "uid": uid,
@@ -293,7 +294,7 @@ def read_metadata(data_dir: str | Path) -> Any:
 
     frames = []
     for path in sorted(shard_dir(data_dir).glob("*.parquet")):
-        frame = pd.read_parquet(path)
+        frame = read_frame(path)
         frame.insert(0, "shard", path.stem)
         frames.append(frame)
     if not frames:

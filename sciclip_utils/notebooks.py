@@ -1,19 +1,36 @@
-"""Run the study: execute ``notebooks/*.ipynb`` with papermill into ``book/``, then build the Jupyter Book."""
+"""Run the study: execute ``notebooks/*.ipynb`` with papermill into ``book/``, then build the Jupyter Book.
+
+Readers see narrative, tables and figures: the papermill-injected parameters are removed from the page, the
+set-up cell (the first code cell after the parameters cell: imports, folders) and any cell tagged ``setup``
+are collapsed behind a toggle (``hide-input``); the parameters cell stays visible, it is the re-run
+interface. Where a run writes: the book's run (no ``-p``) uses ``paths(profile)``, ``runs/<profile>``; a run
+with papermill parameters gets its own folder ``runs/p-<digest of the parameters>/<profile>`` (unless
+``$SCICLIP_RUNS`` says where), so experiments never overwrite the data the book was built from.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import hashlib
+import json
+import os
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from sciclip_utils.profiles import get_profile, project_root
+from sciclip_utils.profiles import RUNS_ENV, get_profile, project_root
 
 HIDDEN_TAG = "remove-cell"
+SETUP_TAG = "setup"
+COLLAPSED_TAG = "hide-input"
+WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+TIMES_FILE = Path("_build") / "notebook_times.json"
 
 
 class NotebookError(RuntimeError):
@@ -30,8 +47,37 @@ def find_notebooks(notebooks_dir: Path, only: Sequence[str] = ()) -> list[Path]:
     return notebooks
 
 
+def tag_cells_for_readers(notebook: Any) -> None:
+    """Remove the injected-parameters cell from the page; collapse the set-up cells (see module docstring)."""
+    setup_pending = False  # the first code cell after the parameters cell is the set-up cell
+    for cell in notebook.cells:
+        tags = cell.metadata.get("tags", [])
+        if "parameters" in tags:
+            setup_pending = True
+            continue
+        if "injected-parameters" in tags:
+            wanted = HIDDEN_TAG
+        elif cell.cell_type == "code" and (setup_pending or SETUP_TAG in tags):
+            setup_pending = False
+            wanted = COLLAPSED_TAG
+        else:
+            continue
+        if wanted not in tags and HIDDEN_TAG not in tags:
+            cell.metadata["tags"] = [*tags, wanted]
+
+
+def drop_widgets(notebook: Any) -> None:
+    """Remove widget outputs (progress bars) and the saved widget state: a static page would show a bar's
+    first frame and load the widget runtime from a CDN for it."""
+    notebook.metadata.pop("widgets", None)
+    for cell in notebook.cells:
+        if cell.cell_type == "code":
+            cell.outputs = [o for o in cell.outputs if WIDGET_MIME not in o.get("data", {})]
+
+
 def execute_notebook(source: Path, target: Path, parameters: Mapping[str, Any], cwd: Path) -> None:
-    """Execute one notebook with papermill; the injected-parameters cell is hidden in the book."""
+    """Execute one notebook with papermill, then prepare it for readers (:func:`tag_cells_for_readers`,
+    :func:`drop_widgets`)."""
     import nbformat
     import papermill as pm
 
@@ -58,10 +104,8 @@ def execute_notebook(source: Path, target: Path, parameters: Mapping[str, Any], 
     finally:
         if target.is_file():
             notebook = nbformat.read(target, as_version=4)
-            for cell in notebook.cells:
-                tags = cell.metadata.get("tags", [])
-                if "injected-parameters" in tags and HIDDEN_TAG not in tags:
-                    cell.metadata["tags"] = [*tags, HIDDEN_TAG]
+            tag_cells_for_readers(notebook)
+            drop_widgets(notebook)
             nbformat.write(notebook, target)
 
 
@@ -74,6 +118,59 @@ def build_book(root: Path) -> None:
         raise NotebookError(f"jupyter-book build failed (exit {result.returncode}); see the output above")
 
 
+def git_commit(root: Path) -> str | None:
+    """The checked-out commit of ``root`` (``+dirty`` when tracked files changed), or None outside git."""
+
+    def git(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=False)
+
+    head = git("rev-parse", "HEAD")
+    if head.returncode != 0:
+        return None
+    dirty = git("status", "--porcelain", "--untracked-files=no").stdout.strip()
+    return head.stdout.strip() + ("+dirty" if dirty else "")
+
+
+def parameters_runs(root: Path, parameters: Mapping[str, Any]) -> Path:
+    """The runs folder of a run with papermill ``parameters``: ``runs/p-<8 hex>``, its parameters in
+    ``parameters.json`` beside the profile folders."""
+    text = json.dumps(dict(parameters), sort_keys=True, default=str)
+    folder = root / "runs" / f"p-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "parameters.json").write_text(text + "\n")
+    return folder
+
+
+@contextlib.contextmanager
+def environment(name: str, value: str | None) -> Iterator[None]:
+    """Set (or, with None, leave) one environment variable for the kernels started inside the block."""
+    saved = os.environ.get(name)
+    if value is not None:
+        os.environ[name] = value
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = saved
+
+
+def record_times(root: Path, profile: str, seconds: Mapping[str, float], **fields: Any) -> Path:
+    """Merge wall times per notebook into ``_build/notebook_times.json`` (a new profile starts afresh);
+    ``html_commit`` names the commit ``_build/html`` was last built from."""
+    path = root / TIMES_FILE
+    record = json.loads(path.read_text()) if path.is_file() else {}
+    if record.get("profile") != profile:
+        record = {"profile": profile, "notebooks": {}}
+    record["notebooks"].update({name: round(value, 1) for name, value in seconds.items()})
+    record["notebooks_total"] = round(sum(record["notebooks"].values()), 1)
+    record.update(fields)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record, indent=2) + "\n")
+    return path
+
+
 def run_notebooks(
     profile: str = "tiny",
     *,
@@ -84,19 +181,39 @@ def run_notebooks(
     book_dir: Path | None = None,
     build: bool = True,
 ) -> list[Path]:
-    """Execute the notebooks at ``profile`` (papermill ``parameters`` override it) and build the book."""
+    """Execute the notebooks at ``profile`` (papermill ``parameters`` override it), write the reference pages
+    and build the book; wall times go to ``_build/notebook_times.json``."""
+    from sciclip_utils.reference import write_reference
+
     get_profile(profile)
     root = root or project_root()
     notebooks_dir = notebooks_dir or root / "notebooks"
     book_dir = book_dir or root / "book"
+    runs = os.environ.get(RUNS_ENV) or (str(parameters_runs(root, parameters)) if parameters else None)
+    if runs:
+        print(f"[sciclip] run folders under {runs}", flush=True)
     executed = []
-    for source in find_notebooks(notebooks_dir, only):
-        target = book_dir / source.name
-        print(f"[sciclip] running {source.name} (profile {profile})", flush=True)
-        execute_notebook(source, target, {"profile": profile, **(parameters or {})}, cwd=root)
-        executed.append(target)
+    with environment(RUNS_ENV, runs):
+        for source in find_notebooks(notebooks_dir, only):
+            target = book_dir / source.name
+            print(f"[sciclip] running {source.name} (profile {profile})", flush=True)
+            start = time.perf_counter()
+            execute_notebook(source, target, {"profile": profile, **(parameters or {})}, cwd=root)
+            seconds = time.perf_counter() - start
+            print(f"[sciclip] {source.name}: {seconds:.0f} s", flush=True)
+            record_times(root, profile, {source.name: seconds})
+            executed.append(target)
     if build:
+        write_reference(book_dir)
+        start = time.perf_counter()
         build_book(root)
+        record_times(
+            root,
+            profile,
+            {},
+            build_seconds=round(time.perf_counter() - start, 1),
+            html_commit=git_commit(root),
+        )
     return executed
 
 

@@ -9,12 +9,13 @@ The XML is parsed without DTDs, network access or entity expansion. Every ``<fig
 it sits (body, ``floats-group``, ``fig-group`` supplements, ``sub-article``, ``app``, ``boxed-text``); its
 image is the ``xlink:href`` of its ``<graphic>`` (not one inside a formula or the caption), mapped to a
 file by exact stem with extension probing (full images before ``.gif`` thumbnails; never by prefix).
-Distribution, manifest and resume are :func:`sciclip_utils.extract.run_extraction`'s.
+Per-article work only (the item contract of :mod:`sciclip_utils.extract.items`); distribution, manifest
+and resume are :func:`sciclip_utils.extract.runner.run_extraction`'s, the entry point
+:func:`sciclip_utils.extract.extract_pmc`.
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
 import functools
 import json
@@ -36,17 +37,8 @@ from sciclip_utils.archives import (
     read_package,
     read_regular_file,
 )
-from sciclip_utils.commonpool import atomic_write
-from sciclip_utils.extract import (
-    ExtractionError,
-    ExtractionSummary,
-    ItemLimits,
-    ItemResult,
-    WorkItem,
-    add_extraction_options,
-    run_extraction,
-    run_extraction_cli,
-)
+from sciclip_utils.extract.items import ExtractionError, ItemResult, WorkItem
+from sciclip_utils.latex import drop_invisible, tex_math_to_text
 
 SOURCE = "pmc"
 XLINK_HREF = "{http://www.w3.org/1999/xlink}href"
@@ -200,10 +192,11 @@ def caption_text(caption: etree._Element) -> str:
     """Readable caption text: title and paragraphs joined by single spaces, formulas as text.
 
     Nested ``supplementary-material``, ``object-id``, ``media``, graphics and labels (except list-item
-    labels) are left out, as are eLife's ``DOI: http://dx.doi.org/...`` paragraphs; whitespace collapsed,
+    labels) are left out, as are eLife's ``DOI: http://dx.doi.org/...`` paragraphs and invisible format
+    characters (zero-width no-break space, MathML's invisible times...); whitespace collapsed,
     and the space left before punctuation where an element was dropped removed (``graphic <g/>.``).
     """
-    text = "".join(_render(child) for child in caption)
+    text = drop_invisible("".join(_render(child) for child in caption))
     return _collapse(_GAP_BEFORE_PUNCTUATION.sub("", text).replace(_DROPPED, ""))
 
 
@@ -226,7 +219,7 @@ def _render(element: etree._Element) -> str:
             else (mathml_text(element) + tail)
         )
     if name == "tex-math":
-        return tex_text(element.text or "") + tail
+        return tex_math_to_text(element.text or "") + tail
     if name == "alternatives":
         return _render_alternatives(element) + tail
     inner = (element.text or "") + "".join(_render(child) for child in element)
@@ -243,7 +236,7 @@ def _render_alternatives(element: etree._Element) -> str:
     for wanted in ("math", "tex-math"):
         for child in children:
             if _local(child) == wanted:
-                return mathml_text(child) if wanted == "math" else tex_text(child.text or "")
+                return mathml_text(child) if wanted == "math" else tex_math_to_text(child.text or "")
     return ""
 
 
@@ -278,56 +271,6 @@ def _mathml(element: etree._Element) -> str:
     if name in {"msqrt", "mroot"} and children:
         return "√" + _mathml(children[0]) if name == "mroot" else "√" + "".join(map(_mathml, children))
     return "".join(_mathml(child) for child in children)
-
-
-_TEX_DOCUMENT = re.compile(r"\\begin\{document\}(.*?)\\end\{document\}", re.DOTALL)
-_TEX_TEXT_COMMANDS = re.compile(
-    r"\\(?:text|textrm|textit|textbf|textsf|mathrm|mathit|mathbf|mathsf|mathbb|mathcal|mbox|operatorname|"
-    r"boldsymbol|bm|rm|it|bf)\s*\{([^{}]*)\}"
-)
-_TEX_FRACTION = re.compile(r"\\[dt]?frac\s*\{([^{}]*)\}\s*\{([^{}]*)\}")
-_TEX_SPACING = re.compile(r"\\(?:,|;|:|!|quad|qquad|enspace|thinspace| )")
-_TEX_SIZING = re.compile(r"\\(?:left|right|big|Big|bigg|Bigg)[lr]?\b")
-_TEX_SYMBOLS = {
-    "alpha": "α", "beta": "β", "gamma": "γ", "delta": "δ", "epsilon": "ε", "varepsilon": "ε", "zeta": "ζ",
-    "eta": "η", "theta": "θ", "vartheta": "θ", "iota": "ι", "kappa": "κ", "lambda": "λ", "mu": "μ",
-    "nu": "ν", "xi": "ξ", "pi": "π", "rho": "ρ", "sigma": "σ", "tau": "τ", "upsilon": "υ", "phi": "φ",
-    "varphi": "φ", "chi": "χ", "psi": "ψ", "omega": "ω", "Gamma": "Γ", "Delta": "Δ", "Theta": "Θ",
-    "Lambda": "Λ", "Xi": "Ξ", "Pi": "Π", "Sigma": "Σ", "Phi": "Φ", "Psi": "Ψ", "Omega": "Ω",
-    "upmu": "μ", "times": "×", "pm": "±", "mp": "∓", "cdot": "·", "leq": "≤", "le": "≤", "geq": "≥",
-    "ge": "≥", "neq": "≠", "ne": "≠", "approx": "≈", "sim": "∼", "simeq": "≃", "equiv": "≡",
-    "propto": "∝", "infty": "∞", "circ": "°", "degree": "°", "rightarrow": "→", "to": "→",
-    "leftarrow": "←", "Rightarrow": "⇒", "partial": "∂", "nabla": "∇", "sum": "Σ", "prod": "Π",
-    "int": "∫", "sqrt": "√", "ell": "ℓ", "prime": "′", "AA": "Å", "%": "%", "&": "&", "#": "#",
-    "_": "\x03", "{": "\x04", "}": "\x05", "lbrace": "\x04", "rbrace": "\x05", "langle": "⟨", "rangle": "⟩",
-    "ldots": "…", "cdots": "⋯", "dots": "…",
-}  # fmt: skip
-_TEX_MACRO = re.compile(r"\\([A-Za-z]+|[%&#_{}])")
-_ESCAPED_LITERALS = str.maketrans({"\x03": "_", "\x04": "{", "\x05": "}"})  # \_ \{ \} survive brace removal
-_KEEP_SPACE = "\x00"
-_DELIMITER = "\x01"
-
-
-def tex_text(tex: str) -> str:
-    """TeX math as plain text: preamble, ``$`` and simple macros stripped, Greek and relations as Unicode."""
-    match = _TEX_DOCUMENT.search(tex)
-    body = match.group(1) if match else tex
-    for delimiter in ("$", r"\[", r"\]", r"\(", r"\)"):
-        body = body.replace(delimiter, _DELIMITER)  # ends a macro name: ``\circ$C`` is ``\circ`` then ``C``
-    body = _TEX_SIZING.sub("", body)
-    for _ in range(4):  # nested \text{\mathrm{..}} and \frac{..}{..}, innermost first
-        body = _TEX_TEXT_COMMANDS.sub(lambda m: m.group(1).replace(" ", _KEEP_SPACE), body)
-        body = _TEX_FRACTION.sub(r"{\1}/{\2}", body)
-    body = _TEX_SPACING.sub(_KEEP_SPACE, body)
-    body = _TEX_MACRO.sub(lambda m: _TEX_SYMBOLS.get(m.group(1), ""), body)
-    body = "".join(body.split())  # spaces in TeX math are not significant
-    body = re.sub(r"\^\{?°\}?", "°", body)
-    body = body.replace("{", "").replace("}", "").replace("^", "").replace("_", "").replace("~", _KEEP_SPACE)
-    body = re.sub(
-        "([" + re.escape("".join(c for c in _SPACED_OPERATORS if len(c) == 1)) + "])", r" \1 ", body
-    )
-    body = body.replace(_KEEP_SPACE, " ").replace(_DELIMITER, "")
-    return _collapse(body.translate(_ESCAPED_LITERALS))
 
 
 # ----------------------------------------------------------------------------------------------- licences
@@ -831,91 +774,3 @@ def process_article(item: WorkItem, options: Options) -> ItemResult:
 def _finish(result: ItemResult, status: str, stage: str, reason: str) -> ItemResult:
     result.status, result.stage, result.reason = status, stage, reason
     return result
-
-
-# -------------------------------------------------------------------------------------------- entry point
-def extract_pmc(
-    inputs: Sequence[str | Path] | str | Path,
-    out_dir: str | Path,
-    *,
-    file_list: str | Path | Sequence[str | Path] | None = None,
-    license: str = "any",
-    language: str | None = None,
-    workers: int | None = None,
-    scheduler: str | None = None,
-    max_papers: int | None = None,
-    samples_per_shard: int = 10_000,
-    progress: bool = True,
-    limits: ItemLimits | None = None,
-) -> ExtractionSummary:
-    """Extract figure-caption pairs from PMC OA inputs into CommonPool shards under ``out_dir``.
-
-    ``file_list``: ``oa_file_list.csv`` path(s) giving each article's licence (default: any such file found
-    in the input folders; else the licence in the XML). ``license``: ``any``, ``commercial`` (CC0, PD,
-    CC BY, CC BY-SA, CC BY-ND) or ``noncommercial`` (also the NC variants). ``language``: keep only
-    captions detected in this language (e.g. ``"en"``). ``workers=0`` runs in this process. ``limits``:
-    per-article time and memory (default: :meth:`ItemLimits.from_env`).
-    """
-    if license not in LICENSE_FILTERS:
-        raise ValueError(f"unknown license filter {license!r}; choose one of {', '.join(LICENSE_FILTERS)}")
-    wanted_language = _normalize_language(language) if language else None
-    if language and wanted_language is None:
-        raise ValueError(f"language must be an ISO 639 code such as 'en', not {language!r}")
-    if workers is not None and workers < 0:
-        raise ValueError("workers must be >= 0")
-    if max_papers is not None and max_papers < 0:
-        raise ValueError("max_papers must be >= 0")
-    plan = plan_inputs(inputs)
-    if file_list is None:
-        lists = plan.file_lists
-    else:
-        lists = [Path(p) for p in ([file_list] if isinstance(file_list, (str, Path)) else file_list)]
-        for path in lists:
-            if not path.is_file():
-                raise FileNotFoundError(f"file list not found: {path}")
-    paper_ids = {item.paper_id for item in plan.items}
-    licenses: dict[str, str] = {}
-    for path in lists:
-        licenses.update(read_file_list(path, paper_ids))
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    plan_file = out / PLAN_NAME
-    atomic_write(plan_file, json.dumps({"licenses": licenses, "skips": plan.skips}, sort_keys=True).encode())
-    options = Options(str(plan_file.resolve()), LICENSE_FILTERS[license], license, wanted_language)
-    return run_extraction(
-        plan.items,
-        functools.partial(process_article, options=options),
-        out,
-        source=SOURCE,
-        workers=workers,
-        scheduler=scheduler,
-        max_items=max_papers,
-        samples_per_shard=samples_per_shard,
-        progress=progress,
-        limits=limits,
-    )
-
-
-# ------------------------------------------------------------------------------------------------------ CLI
-def cli_configure(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``sciclip extract pmc``."""
-    parser.add_argument(
-        "inputs", nargs="+", metavar="INPUT", help="PMCnnn.tar.gz, PMCnnn.V/ folder, .nxml/.xml"
-    )
-    parser.add_argument("--file-list", action="append", help=f"{FILE_LIST_NAME} with licences (repeatable)")
-    parser.add_argument("--license", default="any", choices=sorted(LICENSE_FILTERS), help="licence filter")
-    parser.add_argument("--language", default=None, help="keep captions in this language only, e.g. en")
-    add_extraction_options(parser)
-
-
-def cli_run(args: argparse.Namespace) -> int:
-    """Run ``sciclip extract pmc`` (exit codes: :func:`~sciclip_utils.extract.run_extraction_cli`)."""
-    extract = functools.partial(
-        extract_pmc,
-        args.inputs,
-        args.out,
-        file_list=args.file_list,
-        license=args.license,
-        language=args.language,
-    )
-    return run_extraction_cli(args, extract, SOURCE, "articles")

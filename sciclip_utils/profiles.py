@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+RUNS_ENV = "SCICLIP_RUNS"  # the folder holding the run folders (default: <repo>/runs)
 STAGES = ("corpus", "extract", "decontaminate", "analysis", "train", "evaluate")
 
 # DataComp "small" (scale_configs.py and train.py): ViT-B-32, 12.8M samples seen in 5 checkpoints.
@@ -37,6 +38,11 @@ _TRAIN_SMALL: dict[str, Any] = {
     "conditions": ["commonpool", "sci", "mix"],
 }
 
+# max_images: images per source whose figure type is classified (None: all; the subsets cover only those);
+# max_tokenized: captions per source tokenized for the truncation share (None: all); train_per_kind:
+# generated training figures per generator kind for the figure-type classifier.
+_ANALYSIS: dict[str, Any] = {"max_images": None, "max_tokenized": 200_000, "train_per_kind": 60, "seed": 0}
+
 _DECONTAMINATE_ISC: dict[str, Any] = {"descriptor": "isc", "threshold": 0.604169, "batch_size": 256}
 
 PROFILES: dict[str, dict[str, dict[str, Any]]] = {
@@ -48,7 +54,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         # dct's web-calibrated 0.757 most figures are look-alikes of some eval image; 0.97 keeps the
         # look-alikes and still catches the planted copies (resize, re-encode, flip). See 04_decontaminate.
         "decontaminate": {"descriptor": "dct", "threshold": 0.97, "batch_size": 256},
-        "analysis": {"max_images": 2000},
+        "analysis": {**_ANALYSIS, "max_tokenized": None, "train_per_kind": 30, "workers": 2},
         "train": {
             "model": "sciclip-tiny",
             "batch_size": 64,
@@ -75,7 +81,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         "corpus": {"seed": 0, "size": "small", "workers": 16},
         "extract": {"workers": 16, "samples_per_shard": 10_000, "max_papers": None},
         "decontaminate": dict(_DECONTAMINATE_ISC),
-        "analysis": {"max_images": 20_000},
+        "analysis": {**_ANALYSIS, "workers": 16},
         "train": dict(_TRAIN_SMALL),
         "evaluate": {"suite": "datacomp", "batch_size": 256, "bootstrap": 1000},
     },
@@ -84,7 +90,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         "corpus": {"seed": 0, "size": "small", "workers": 32},
         "extract": {"workers": 32, "samples_per_shard": 10_000, "max_papers": None},
         "decontaminate": dict(_DECONTAMINATE_ISC),
-        "analysis": {"max_images": 20_000},
+        "analysis": {**_ANALYSIS, "workers": 32},
         "train": {**_TRAIN_SMALL, "samples_seen": 128_000_000},
         "evaluate": {"suite": "datacomp", "batch_size": 256, "bootstrap": 1000},
     },
@@ -193,7 +199,7 @@ class RunPaths:
 def paths(profile: str, runs: str | Path | None = None) -> RunPaths:
     """The run folders of ``profile``: under ``runs``, else ``$SCICLIP_RUNS``, else ``<repo>/runs``."""
     get_profile(profile)
-    base = runs or os.environ.get("SCICLIP_RUNS") or project_root() / "runs"
+    base = runs or os.environ.get(RUNS_ENV) or project_root() / "runs"
     return RunPaths(Path(base) / profile)
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from sciclip_utils.sample_corpus_io import pdf_document as pdf_file
+from sciclip_utils.sample_corpus.io import pdf_document as pdf_file
 
 MIB = 2**20
 GIB = 2**30

@@ -17,7 +17,8 @@ from sciclip_utils import arxiv
 from sciclip_utils.archives import read_package
 from sciclip_utils.cli import main as sciclip_main
 from sciclip_utils.commonpool import iter_samples, read_metadata
-from sciclip_utils.extract import WorkItem
+from sciclip_utils.extract import WorkItem, extract_arxiv
+from sciclip_utils.extract import cli as extract_cli
 from sciclip_utils.images import load_image
 
 FIXTURE_PAPERS = {
@@ -146,7 +147,7 @@ def _constructs_package() -> dict[str, bytes]:
 def fixture_run(fixtures_dir: Path, tmp_path_factory: pytest.TempPathFactory):
     inputs = sorted((fixtures_dir / "arxiv").glob("*.gz"))
     out = tmp_path_factory.mktemp("arxiv_fixtures")
-    summary = arxiv.extract_arxiv(inputs, out, workers=2, progress=False)
+    summary = extract_arxiv(inputs, out, workers=2, progress=False)
     return summary, read_metadata(out), out
 
 
@@ -481,9 +482,7 @@ def test_bulk_tars_selected_by_manifest(tmp_path: Path, fixtures_dir: Path) -> N
     assert arxiv.select_bulk_tars(manifest, "2001", "2012") == ["arXiv_src_2004_001.tar"]
     assert arxiv.select_bulk_tars(manifest.read_bytes(), None, "1912") == ["arXiv_src_1911_001.tar"]
 
-    summary = arxiv.extract_arxiv(
-        [manifest], tmp_path / "out", workers=0, progress=False, start="2001", end="2012"
-    )
+    summary = extract_arxiv([manifest], tmp_path / "out", workers=0, progress=False, start="2001", end="2012")
     manifest_rows = summary.manifest.set_index("paper_id")
     assert sorted(manifest_rows.index) == ["2004.00001", "2004.00002"]
     assert manifest_rows.loc["2004.00001", "pairs_written"] == 8
@@ -502,7 +501,7 @@ def test_truncated_bulk_tar_fails_only_what_is_lost(tmp_path: Path) -> None:
     whole = _write_tar(tmp_path / "whole.tar", {"2004/2004.00001.gz": single, "2004/2004.00002.gz": single})
     truncated = tmp_path / "arXiv_src_2004_009.tar"
     truncated.write_bytes(whole.read_bytes()[:600])  # the first member whole, then a cut header
-    summary = arxiv.extract_arxiv([truncated], tmp_path / "out", workers=0, progress=False)
+    summary = extract_arxiv([truncated], tmp_path / "out", workers=0, progress=False)
     rows = summary.manifest.set_index("paper_id")
     assert list(rows.index) == ["2004.00001", "arXiv_src_2004_009.tar"]
     assert tuple(rows.loc["2004.00001", ["status", "reason"]]) == ("skipped", "no figures")
@@ -519,7 +518,7 @@ def test_directory_input_and_resume(tmp_path: Path, fixtures_dir: Path) -> None:
         gzip.compress(b"\\documentclass{article}\\begin{document}No figures here.\\end{document}")
     )
     out = tmp_path / "out"
-    first = arxiv.extract_arxiv([tmp_path / "inputs"], out, workers=0, progress=False)
+    first = extract_arxiv([tmp_path / "inputs"], out, workers=0, progress=False)
     rows = first.manifest.set_index("paper_id")
     assert (
         rows.loc["kepler-flares1", "pairs_written"] == 8
@@ -530,7 +529,7 @@ def test_directory_input_and_resume(tmp_path: Path, fixtures_dir: Path) -> None:
 
     parts = {p: p.stat().st_mtime_ns for p in (out / "parts").rglob("*.parquet")}
     assert len(parts) == 2
-    second = arxiv.extract_arxiv([tmp_path / "inputs"], out, workers=0, progress=False)
+    second = extract_arxiv([tmp_path / "inputs"], out, workers=0, progress=False)
     # Nothing processed again: the per-paper parts (with their timings) are untouched, output identical.
     assert {p: p.stat().st_mtime_ns for p in (out / "parts").rglob("*.parquet")} == parts
     assert {p.name: p.read_bytes() for p in (out / "shards").iterdir()} == shards
@@ -562,7 +561,7 @@ def test_cli_exit_codes(tmp_path: Path, fixtures_dir: Path, capsys) -> None:
     assert exited.value.code == 2
 
     parser = argparse.ArgumentParser()
-    arxiv.cli_configure(parser)
+    extract_cli.cli_configure(parser, "arxiv")
     args = parser.parse_args([str(kepler), "--out", str(out), "--max-papers", "1", "--workers", "0"])
     assert (args.max_papers, args.workers, args.start, args.end) == (1, 0, None, None)
     assert (args.item_timeout_s, args.item_memory_mb) == (None, None)  # the environment's, or the defaults
@@ -597,3 +596,94 @@ def test_eps_figures_with_a_relative_output_dir(tmp_path: Path, monkeypatch: pyt
     (sample,) = iter_samples(tmp_path / "out")
     assert sample.text == "An EPS plot."
     assert load_image(sample.jpg).getpixel((10, 10))[2] > 150
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Issue 22: floats never vanish unrecorded, the label column, a folder without packages
+# ----------------------------------------------------------------------------------------------------------
+
+_PANEL = r"""  \begin{subfigure}[b]{0.24\textwidth}
+    \includegraphics[width=\linewidth]{%s}
+    \caption{}
+  \end{subfigure}\hfill
+"""
+_ISSUE_22_TEX = (
+    r"""\documentclass[twocolumn]{article}
+\usepackage{graphicx,subcaption}
+\begin{document}
+\begin{figure*}[t]
+  \centering
+"""
+    + "".join(_PANEL % f"lc_{panel}.png" for panel in "abcd")
+    + r"""  \caption{Light curves of the four flares: (a) quiescent, (b) rise, (c) peak, (d) decay.}
+  \label{fig:lightcurves}
+\end{figure*}
+\begin{figure*}
+"""
+    + "".join(_PANEL % f"run_{panel}.png" for panel in "abcd")
+    + r"""  \caption{Runs \#1 to \#4 of the simulation.}
+\end{figure*}
+\newcommand{\onefigure}[2]{\begin{figure}\includegraphics{#1}\caption{#2}\end{figure}}
+\onefigure{single.png}{A float written by a macro.}
+\begin{figure}\centering\end{figure}
+\end{document}
+"""
+)
+
+
+def test_subfigures_with_empty_captions_and_no_silent_float_loss(tmp_path: Path) -> None:
+    wide = {f"{stem}_{panel}.png": _png((40 * i, 90, 160), (600, 110)) for stem in ("lc", "run") for i, panel in
+            enumerate("abcd")}  # fmt: skip
+    files = {"main.tex": _ISSUE_22_TEX.encode(), "single.png": _png((0, 120, 0)), **wide}
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "2301.00022.tar.gz").write_bytes(_tar_gz(files))
+    summary = arxiv.extract_arxiv([tmp_path / "in"], tmp_path / "out", workers=0, progress=False)
+    (row,) = summary.manifest.to_dict("records")
+    pairs = read_metadata(tmp_path / "out").set_index("figure_id")
+    assert row["status"] == "ok" and row["pairs_written"] == 3
+    assert pairs.text.to_dict() == {
+        "fig1": "Light curves of the four flares: (a) quiescent, (b) rise, (c) peak, (d) decay.",
+        "fig2": "Runs #1 to #4 of the simulation.",  # "\#1" is text, not a macro parameter
+        "fig3": "A float written by a macro.",
+    }
+    assert pairs.label.to_dict() == {"fig1": "fig:lightcurves", "fig2": "", "fig3": ""}
+    assert pairs.loc["fig1", "width"] > 2 * pairs.loc["fig1", "height"]  # the four wide panels in one image
+    # Every float that gave no pair is in the manifest with the reason: the \newcommand template and the
+    # empty float (found, but neither caption, image nor drawing).
+    assert row["figures_found"] == 3
+    assert list(row["problems"]) == [
+        "figure float in main.tex left out: macro template (holds a parameter #1..#9)",
+        "figure float in main.tex left out: no caption, image or drawing",
+    ]
+
+
+def test_label_column_for_sub_figures_and_floats(tmp_path: Path) -> None:
+    tex = rb"""\documentclass{article}\usepackage{graphicx,subcaption}\begin{document}
+\begin{figure}\begin{subfigure}{.5\linewidth}\includegraphics{a}\caption{Left.}\label{fig:left}\end{subfigure}
+\begin{subfigure}{.5\linewidth}\includegraphics{b}\caption{Right.}\end{subfigure}
+\caption{Two panels.}\label{fig:both}\end{figure}
+\end{document}"""
+    source = tmp_path / "2301.00023.tar.gz"
+    source.write_bytes(_tar_gz({"main.tex": tex, "a.png": _png((200, 0, 0)), "b.png": _png((0, 0, 200))}))
+    result = arxiv.process_item(WorkItem(key="k", input=str(source), paper_id="2301.00023"))
+    labels = {record.figure_id: record.extra["label"] for record in result.records}
+    assert labels == {"fig1a": "fig:left", "fig1b": "fig:both"}  # a sub-figure's own label, else the float's
+
+
+@pytest.mark.parametrize("contents", [{}, {"notes.txt": b"not a paper", "readme.txt": b"nor this"}])
+def test_a_folder_without_arxiv_packages_is_an_error(
+    tmp_path: Path, contents: dict[str, bytes], capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name, data in contents.items():
+        (folder / name).write_bytes(data)
+    with pytest.raises(ValueError, match="no arXiv packages found in"):
+        arxiv.build_work_items([folder])
+    out = tmp_path / "out"
+    assert sciclip_main(["extract", "arxiv", str(folder), "--out", str(out), "--workers", "0"]) == 2
+    assert "no arXiv packages found" in capsys.readouterr().err and not out.exists()
+    elsewhere = tmp_path / "packages"
+    elsewhere.mkdir()
+    (elsewhere / "2301.00024.gz").write_bytes(gzip.compress(rb"\documentclass{article}"))
+    assert arxiv.build_work_items([elsewhere], start="2401") == []  # packages, none in the months asked

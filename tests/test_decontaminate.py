@@ -15,7 +15,9 @@ import pytest
 from PIL import Image, ImageEnhance, ImageOps
 
 from sciclip_utils import cli, commonpool
-from sciclip_utils import decontaminate as dc
+from sciclip_utils import decontam as dc
+from sciclip_utils.decontam import calibration, descriptors
+from sciclip_utils.evalsets import find_eval_sets
 
 
 def _jpeg(img: Image.Image, quality: int = 90) -> bytes:
@@ -46,7 +48,7 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """A clip_benchmark eval set, an ImageFolder eval set and a CommonPool pool with 3 planted copies."""
     root = tmp_path_factory.mktemp("decontam")
     rng = np.random.default_rng(7)
-    tiles = dc._photo_tiles()  # china (0-8), flower (9-17), grace hopper (18-26)
+    tiles = calibration._photo_tiles()  # china (0-8), flower (9-17), grace hopper (18-26)
     wds_images, folder_images = tiles[0:9], tiles[9:15]
 
     wds = root / "evalsets" / "photos"
@@ -69,9 +71,10 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> dict:
 
     clean = [("hopper", img) for img in tiles[18:27]]
     clean += [
-        ("plots", dc._plot_image(rng, kind)) for kind in ("line", "bar", "scatter", "hist", "heatmap") * 3
+        ("plots", calibration._plot_image(rng, kind))
+        for kind in ("line", "bar", "scatter", "hist", "heatmap") * 3
     ]
-    clean += [("textures", dc._texture_image(rng)) for _ in range(6)]
+    clean += [("textures", calibration._texture_image(rng)) for _ in range(6)]
     planted = [
         ("web", _copy_of(wds_images[3], 0.12, True, 0.8), "photos", "0.tar/s000003.webp"),
         ("web", _copy_of(wds_images[7], 0.10, False, 1.25), "photos", "0.tar/s000007.png"),
@@ -155,8 +158,8 @@ def test_rerun_resumes_from_the_embedding_cache(
 
 def test_faiss_search_matches_exact(corpus: dict, tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
-    queries = dc._unit_rows(rng.standard_normal((500, 64)).astype(np.float32))
-    reference = dc._unit_rows(rng.standard_normal((300, 64)).astype(np.float32))
+    queries = descriptors._unit_rows(rng.standard_normal((500, 64)).astype(np.float32))
+    reference = descriptors._unit_rows(rng.standard_normal((300, 64)).astype(np.float32))
     exact_scores, exact_rows = dc.nearest(queries, reference, chunk=128)
     faiss_scores, faiss_rows = dc.nearest(queries, reference, use_faiss=True)
     np.testing.assert_array_equal(exact_rows, faiss_rows)
@@ -176,21 +179,21 @@ def test_faiss_search_matches_exact(corpus: dict, tmp_path: Path) -> None:
 
 
 def test_eval_set_discovery(corpus: dict, tmp_path: Path) -> None:
-    sets = dc.find_eval_sets([corpus["root"] / "evalsets", corpus["folder"]])
+    sets = find_eval_sets([corpus["root"] / "evalsets", corpus["folder"]])
     assert [(s.name, s.layout) for s in sets] == [("photos", "webdataset"), ("flowers", "imagefolder")]
     ids = [image_id for image_id, _ in sets[0].images()]
     assert ids == [f"0.tar/s{i:06d}.{['webp', 'png', 'jpg'][i % 3]}" for i in range(9)]
     assert sorted(i for i, _ in sets[1].images())[:2] == ["leaf/img0.png", "leaf/img2.png"]
     (tmp_path / "empty" / "sub").mkdir(parents=True)
     with pytest.raises(ValueError, match="no eval set"):
-        dc.find_eval_sets([tmp_path / "empty"])
+        find_eval_sets([tmp_path / "empty"])
     with pytest.raises(FileNotFoundError, match="eval set folder not found"):
-        dc.find_eval_sets([tmp_path / "missing"])
+        find_eval_sets([tmp_path / "missing"])
 
 
 def test_dct_descriptor_is_normalised_and_mirror_invariant() -> None:
     rng = np.random.default_rng(3)
-    images = [dc._texture_image(rng), dc._shape_image(rng), dc._photo_tiles()[4]]
+    images = [calibration._texture_image(rng), calibration._shape_image(rng), calibration._photo_tiles()[4]]
     model = dc.DCTDescriptor()
     plain = model.embed(images)
     mirrored = model.embed([ImageOps.mirror(img) for img in images])

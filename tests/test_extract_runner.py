@@ -23,18 +23,10 @@ from PIL import Image
 
 from sciclip_utils import commonpool
 from sciclip_utils.commonpool import Record
-from sciclip_utils.extract import (
-    ENV_ISOLATE,
-    ENV_ITEM_MEMORY,
-    ENV_ITEM_TIMEOUT,
-    MANIFEST_COLUMNS,
-    ExtractionError,
-    ItemLimits,
-    ItemResult,
-    WorkItem,
-    part_path,
-    run_extraction,
-)
+from sciclip_utils.extract.items import ExtractionError, ItemResult, WorkItem
+from sciclip_utils.extract.parts import MANIFEST_COLUMNS, part_path
+from sciclip_utils.extract.runner import run_extraction
+from sciclip_utils.extract.sandbox import ENV_ISOLATE, ENV_ITEM_MEMORY, ENV_ITEM_TIMEOUT, ItemLimits
 from sciclip_utils.images import prepare_image
 
 

@@ -343,7 +343,7 @@ def test_hostile_arxiv_batch_through_the_cli(arena: tuple[Path, Path, str]) -> N
 
 
 def test_resilient_arxiv_packages_keep_their_good_figures(arena: tuple[Path, Path, str]) -> None:
-    from sciclip_utils.arxiv import extract_arxiv
+    from sciclip_utils.extract import extract_arxiv
 
     root, _, _ = arena
     resilient = hc.arxiv_resilient()
@@ -357,7 +357,7 @@ def test_resilient_arxiv_packages_keep_their_good_figures(arena: tuple[Path, Pat
 
 
 def test_hostile_pmc_batch_on_dask_through_the_cli(arena: tuple[Path, Path, str]) -> None:
-    from sciclip_utils.pmc import extract_pmc
+    from sciclip_utils.extract import extract_pmc
 
     root, sentinel, token = arena
     hostile = hc.pmc_hostile(token, sentinel)
@@ -391,7 +391,7 @@ def test_hostile_pmc_batch_on_dask_through_the_cli(arena: tuple[Path, Path, str]
 
 def test_images_of_hostile_packages_never_reach_the_shards(arena: tuple[Path, Path, str]) -> None:
     """A package whose figure is a symlink to a real image outside it gives no pair (the link is dropped)."""
-    from sciclip_utils.arxiv import extract_arxiv
+    from sciclip_utils.extract import extract_arxiv
 
     root, _, _ = arena
     outside = root / "outside.png"

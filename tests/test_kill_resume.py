@@ -184,7 +184,7 @@ def _train_cache(out: Path) -> int:
 def test_decontamination_killed_repeatedly_resumes_identically(pmc_inputs: Path, tmp_path: Path) -> None:
     """``sciclip decontaminate`` killed while embedding shards, while writing the kept samples and at random
     times gives the same kept shards, scores and uid subset as an uninterrupted run."""
-    from sciclip_utils.pmc import extract_pmc
+    from sciclip_utils.extract import extract_pmc
 
     data = tmp_path / "data"
     extract_pmc([pmc_inputs], data, workers=0, progress=False, samples_per_shard=4)

@@ -23,6 +23,7 @@ from sciclip_utils.latex import (
     find_includes,
     parse_graphicspath,
     strip_comments,
+    tex_math_to_text,
 )
 
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
@@ -245,6 +246,70 @@ def test_caption_to_text(caption: str, text: str) -> None:
 
 def test_caption_to_text_without_macros_drops_unknown_commands() -> None:
     assert caption_to_text("\\ours{} claim \\mynote{kept} \\todo{a todonotes note}") == "claim kept"
+
+
+@pytest.mark.parametrize(
+    ("tex", "text"),
+    [
+        ("$\\alpha = 0.05$", "α = 0.05"),
+        ("$T_{\\mathrm{max}} \\leq 37^\\circ$C", "T_max ≤ 37°C"),
+        ("\\documentclass{minimal}\\begin{document}$$\\frac{a}{b}$$\\end{document}", "a/b"),
+        ("\\frac{\\mathrm{4}}{3}\\pi {r}^{3}", "4/3πr^3"),  # bare maths, no delimiters
+        ("\\(x \\in \\mathbb{R}\\)", "x ∈ ℝ"),
+        # JATS converters space everything: TeX ignores it in maths, \text keeps its own
+        (
+            "${\\text{L}}^{ - 1} [{\\text{Fe}}\\left( {{\\text{CN}})_{6} } \\right]^{3 - /4 - }$",
+            "L^-1[Fe(CN)_6]^(3-/4-)",
+        ),
+        ("$5\\,\\text{mm per day}$", "5 mm per day"),  # explicit spaces stay
+        ("x" * 100_001, ""),
+    ],
+)
+def test_tex_math_to_text(tex: str, text: str) -> None:
+    assert tex_math_to_text(tex) == text
+
+
+@pytest.mark.parametrize(
+    ("caption", "text"),
+    [  # issue 22: operator names get TeX's operator spacing after a letter or a number
+        ("$v\\sin{i}$ of the star", "v sin i of the star"),
+        ("$v \\sin i$", "v sin i"),
+        ("$2\\log n$ steps", "2 log n steps"),
+        ("$\\alpha\\exp(-t)$", "α exp(-t)"),
+        ("$x^2\\det A$", "x^2 det A"),
+        ("$a\\operatorname{Tr}B$", "a Tr B"),
+        ("$\\sin x$, $(\\cos x)$, $f(x)\\log$", "sin x, (cos x), f(x)log"),
+        ("$\\sin\\cos x$", "sin cos x"),
+    ],
+)
+def test_operator_names_are_spaced_after_letters_and_numbers(caption: str, text: str) -> None:
+    assert caption_to_text(caption) == text
+
+
+@pytest.mark.parametrize(
+    ("relation", "symbol"),
+    [  # issue 22: \subset is the strict ⊂, and its neighbours are relations spaced as such
+        ("subset", "⊂"),
+        ("subseteq", "⊆"),
+        ("supset", "⊃"),
+        ("supseteq", "⊇"),
+        ("subsetneq", "⊊"),
+        ("supsetneq", "⊋"),
+        ("sqsubset", "⊏"),
+        ("sqsubseteq", "⊑"),
+        ("nsubseteq", "⊈"),
+    ],
+)
+def test_set_relations(relation: str, symbol: str) -> None:
+    assert caption_to_text(f"$A\\{relation} B$ and $A \\{relation}{{B}}$") == f"A {symbol} B and A {symbol} B"
+
+
+def test_invisible_characters_are_dropped() -> None:
+    """Issue 22: zero-width and invisible format characters never reach the caption text."""
+    caption = (
+        "\ufeffSoft\u00adware for $x\u2062y$: zero\u200bwidth, \u200ejoined\u200d, f\u2061(x)\u2063\u2064"
+    )
+    assert caption_to_text(caption) == "Software for xy: zerowidth, joined, f(x)"
 
 
 # --------------------------------------------------------------------------------------------------

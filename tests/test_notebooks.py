@@ -63,7 +63,7 @@ def test_cli_lists_every_stage(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         cli.main(["--help"])
     out = capsys.readouterr().out
-    for command in ("notebooks", "profiles", "sample-corpus", "extract", "decontaminate"):
+    for command in ("notebooks", "profiles", "sample-corpus", "extract", "decontaminate", "analyze"):
         assert command in out
 
 

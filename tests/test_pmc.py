@@ -20,18 +20,16 @@ from PIL import Image
 from sciclip_utils import cli
 from sciclip_utils.archives import read_package
 from sciclip_utils.commonpool import iter_samples, read_metadata
-from sciclip_utils.extract import ExtractionError
+from sciclip_utils.extract import ExtractionError, extract_pmc
 from sciclip_utils.images import prepare_image
 from sciclip_utils.pmc import (
     detect_language,
-    extract_pmc,
     find_image,
     href_stem,
     index_media,
     normalize_license,
     parse_article,
     plan_inputs,
-    tex_text,
 )
 
 # (status, pairs) per article, counted by reading each XML: every <fig> has a caption and a graphic.
@@ -275,10 +273,7 @@ def test_media_mapping_is_exact() -> None:
     assert find_image("fig1", index_media(["p/fig10.jpg", "p/fig1.gif"])) == "p/fig1.gif"
 
 
-def test_tex_and_language_helpers() -> None:
-    assert tex_text(r"$\alpha = 0.05$") == "α = 0.05"
-    assert tex_text(r"$T_{\mathrm{max}} \leq 37^\circ$C") == "Tmax ≤ 37°C"
-    assert tex_text(r"\documentclass{minimal}\begin{document}$$\frac{a}{b}$$\end{document}") == "a/b"
+def test_language_helper() -> None:
     assert detect_language("The cells were treated with the drug for two days.") == "en"
     assert detect_language("Die Zellen wurden mit dem Medikament für zwei Tage behandelt.") == "de"
     assert detect_language("Kaplan–Meier curves", hint="en") == "en"  # too short: the article's language
@@ -532,3 +527,20 @@ def test_unsafe_package_members_are_skipped_and_recorded(tmp_path: Path) -> None
         "package: skipped ../f1.jpg: unsafe path",
         "package: skipped PMC8/f2.jpg: link member",
     ]
+
+
+def test_invisible_characters_leave_pmc_captions() -> None:
+    """Issue 22: a zero-width no-break space and MathML's invisible times never reach the caption text;
+    TeX maths reads as in arXiv captions."""
+    xml = """<?xml version="1.0"?>
+<article xmlns:xlink="http://www.w3.org/1999/xlink" xmlns:mml="http://www.w3.org/1998/Math/MathML"><body>
+<fig id="f1"><caption><p>\ufeffGrowth of <italic>E.\u200bcoli</italic> at rate <inline-formula><mml:math>
+  <mml:mi>k</mml:mi><mml:mo>\u2062</mml:mo><mml:mi>t</mml:mi></mml:math></inline-formula>, non\u00adlinear
+  fit\u2063.</p></caption><graphic xlink:href="f1"/></fig>
+<fig id="f2"><caption><p>Rotation <inline-formula><tex-math><![CDATA[\\documentclass{minimal}
+  \\begin{document}$v\\sin{i} \\subset {\\cal S}$\\end{document}]]></tex-math></inline-formula>.</p></caption>
+  <graphic xlink:href="f2"/></fig>
+</body></article>""".encode()
+    first, second = parse_article(xml).figures
+    assert first.caption == "Growth of E.coli at rate kt, nonlinear fit."
+    assert second.caption == "Rotation v sin i ⊂ S."  # tex-math through the arXiv caption converter

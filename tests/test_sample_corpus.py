@@ -230,7 +230,7 @@ def _pixels(data: bytes) -> str:
 def test_eval_images_are_held_out_and_the_near_duplicates_are_where_the_summary_says(
     tiny_corpus: tuple[Path, CorpusSummary],
 ) -> None:
-    from sciclip_utils.sample_corpus_eval import eval_sample, planted_image_bytes, transform_image
+    from sciclip_utils.sample_corpus.eval import eval_sample, planted_image_bytes, transform_image
 
     out, summary = tiny_corpus
     images = (".jpg", ".png")
@@ -283,8 +283,7 @@ def test_eval_images_are_held_out_and_the_near_duplicates_are_where_the_summary_
 @pytest.fixture(scope="session")
 def tiny_extracted(tiny_corpus: tuple[Path, CorpusSummary], tmp_path_factory: pytest.TempPathFactory) -> dict:
     """The tiny corpus run through both extractors, once per test session."""
-    from sciclip_utils.arxiv import extract_arxiv
-    from sciclip_utils.pmc import extract_pmc
+    from sciclip_utils.extract import extract_arxiv, extract_pmc
 
     out, _ = tiny_corpus
     folder = tmp_path_factory.mktemp("extracted")
@@ -339,7 +338,7 @@ def test_decontamination_at_the_tiny_profile_removes_the_planted_near_duplicates
     tiny_corpus: tuple[Path, CorpusSummary], tiny_extracted: dict, tmp_path: Path
 ) -> None:
     from sciclip_utils.commonpool import read_metadata
-    from sciclip_utils.decontaminate import decontaminate
+    from sciclip_utils.decontam import decontaminate
     from sciclip_utils.profiles import stage_params
 
     out, summary = tiny_corpus

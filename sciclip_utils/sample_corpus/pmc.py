@@ -21,16 +21,15 @@ from xml.sax.saxutils import escape, quoteattr
 import numpy as np
 from PIL import Image
 
-from sciclip_utils.sample_corpus_eval import eval_spec, planted_image_bytes
-from sciclip_utils.sample_corpus_figures import (
+from sciclip_utils.sample_corpus.captions import describe_figure, short_caption
+from sciclip_utils.sample_corpus.eval import eval_spec, planted_image_bytes
+from sciclip_utils.sample_corpus.figures import (
     FigureSpec,
-    describe_figure,
     figure_image,
     sample_figure,
-    short_caption,
 )
-from sciclip_utils.sample_corpus_io import gzip_bytes, image_bytes, minimal_pdf, rng_for, tar_bytes
-from sciclip_utils.sample_corpus_text import Caption, Math, Token, to_jats
+from sciclip_utils.sample_corpus.io import gzip_bytes, image_bytes, minimal_pdf, rng_for, tar_bytes
+from sciclip_utils.sample_corpus.text import Caption, Math, Token, to_jats
 
 KIND_WEIGHTS = {"adipose": 0.09, "tumor": 0.09, "stroma": 0.08, "lymphocytes": 0.08, "fluorescent": 0.11,
                 "bar": 0.14, "line": 0.12, "scatter": 0.1, "histogram": 0.06, "heatmap": 0.08, "schematic": 0.05}  # fmt: skip
@@ -301,6 +300,7 @@ class _ArticleWriter:
         return {
             "id": self.pmcid, "journal": self.journal, "license": self.license, "figures": len(figures),
             "pairs": sum(f.pair for f in figures), "pairs_by_figure": {f.fig_id: int(f.pair) for f in figures},
+            "kinds_by_figure": {f.fig_id: f.spec.kind for f in figures if f.spec},
             "places": dict(Counter(f.place for f in figures)), "math": self.math_style,
             "figure_skips": [[f.fig_id, f.reason] for f in figures if not f.pair],
             "extras": sorted(set(self.extras + ["formula-graphic"] * self.formula + ["table-graphic"] * self.table_image)),

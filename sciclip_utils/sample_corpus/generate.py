@@ -13,7 +13,7 @@ byte-identical files):
 - ``corpus_summary.json``: what was planted (papers, figures, expected pairs, planted skips, near-duplicates,
   formats), so extraction and decontamination can be checked against it.
 
-The modules ``sample_corpus_{figures,natural,text,arxiv,pmc,eval,io}`` hold the generators.
+The modules ``sample_corpus.{figures,natural,text,arxiv,pmc,eval,io}`` hold the generators.
 """
 
 from __future__ import annotations
@@ -30,7 +30,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sciclip_utils.commonpool import atomic_write
+from sciclip_utils.files import atomic_write
+from sciclip_utils.files import progress as show_progress
+from sciclip_utils.profiles import add_profile_option, apply_profile, paths
 
 SIZES: dict[str, dict[str, Any]] = {
     # the smallest corpus with every near-duplicate and most constructs: for tests of determinism and layout
@@ -64,7 +66,7 @@ PLANTS: tuple[tuple[str, int, str, int, str], ...] = (
     ("colors", 4, "commonpool", 200, "colour+jpeg80"),
 )
 PARTS = ("arxiv", "pmc", "commonpool", "evalsets", "corpus_summary.json")
-GENERATOR_VERSION = 1  # bump when the generator's output changes, so stale corpora are not reused
+GENERATOR_VERSION = 2  # bump when the generator's output changes, so stale corpora are not reused
 
 
 @dataclass
@@ -118,7 +120,7 @@ def generate_sample_corpus(
     ``workers`` processes draw the figures (default: up to 2); the output does not depend on it. With
     ``reuse``, a complete corpus already there from the same seed, size and generator version is kept.
     """
-    from sciclip_utils.sample_corpus_eval import EVAL_TASKS, eval_key
+    from sciclip_utils.sample_corpus.eval import EVAL_TASKS, eval_key
 
     if size not in SIZES:
         raise ValueError(f"unknown corpus size {size!r}; known sizes: {', '.join(SIZES)}")
@@ -188,11 +190,7 @@ class _Pool:
             results = self.executor.map(
                 _star, [function] * len(jobs), jobs, chunksize=max(1, len(jobs) // 64)
             )
-        if self.progress:
-            from tqdm.auto import tqdm
-
-            results = tqdm(results, total=len(jobs), desc=label)
-        return iter(results)
+        return iter(show_progress(results, self.progress, label, total=len(jobs)))
 
 
 def _star(function: Callable[..., Any], job: tuple) -> Any:
@@ -200,7 +198,7 @@ def _star(function: Callable[..., Any], job: tuple) -> Any:
 
 
 def _write_evalsets(pool: _Pool, out: Path, seed: int, sizes: dict[str, int]) -> dict[str, Any]:
-    from sciclip_utils.sample_corpus_eval import eval_sample_bytes, write_eval_task
+    from sciclip_utils.sample_corpus.eval import eval_sample_bytes, write_eval_task
 
     infos = {}
     for task, count in sizes.items():
@@ -212,7 +210,7 @@ def _write_evalsets(pool: _Pool, out: Path, seed: int, sizes: dict[str, int]) ->
 
 
 def _write_arxiv(pool: _Pool, out: Path, seed: int, preset: dict, plants: list[dict]) -> dict[str, Any]:
-    from sciclip_utils.sample_corpus_arxiv import arxiv_ids, build_paper, write_bulk
+    from sciclip_utils.sample_corpus.arxiv import arxiv_ids, build_paper, write_bulk
 
     ids = arxiv_ids(seed, preset["arxiv_papers"], preset["arxiv_per_month"])
     planted = {plant["item"]: plant for plant in plants if plant["target"] == "arxiv"}
@@ -254,7 +252,7 @@ def _write_arxiv(pool: _Pool, out: Path, seed: int, preset: dict, plants: list[d
 
 
 def _write_pmc(pool: _Pool, out: Path, seed: int, preset: dict, plants: list[dict]) -> dict[str, Any]:
-    from sciclip_utils.sample_corpus_pmc import build_article, file_list_rows, pmc_ids, write_file_list
+    from sciclip_utils.sample_corpus.pmc import build_article, file_list_rows, pmc_ids, write_file_list
 
     out.mkdir(parents=True, exist_ok=True)
     ids = pmc_ids(seed, preset["pmc_articles"])
@@ -284,6 +282,7 @@ def _write_pmc(pool: _Pool, out: Path, seed: int, preset: dict, plants: list[dic
         "expected_pairs": sum(info["pairs"] for info in inputs),
         "expected_ok": sum(1 for info in inputs if info["skip"] is None),
         "pairs_by_article": {info["id"]: info["pairs"] for info in inputs if info["skip"] is None},
+        "kinds_by_figure": {info["id"]: info["kinds_by_figure"] for info in inputs if info["skip"] is None},
         "skipped": [
             {"id": info["id"], "input": info["input"], "reason": info["skip"]}
             for info in inputs
@@ -305,19 +304,21 @@ def _write_pmc(pool: _Pool, out: Path, seed: int, preset: dict, plants: list[dic
 
 def _write_commonpool(pool: _Pool, out: Path, seed: int, preset: dict, plants: list[dict]) -> dict[str, Any]:
     from sciclip_utils.commonpool import Record, read_metadata, write_dataset
-    from sciclip_utils.sample_corpus_eval import web_sample
+    from sciclip_utils.sample_corpus.eval import web_sample
 
     planted = {plant["item"]: plant for plant in plants if plant["target"] == "commonpool"}
     for index, plant in planted.items():
         plant.update(paper_id="web", figure_id=str(index))
     jobs = [(seed, index, planted.get(index)) for index in range(preset["web_images"])]
     kinds: Counter[str] = Counter()
+    kind_by_index: list[str] = []
     noisy = 0
 
     def records() -> Iterator[Record]:
         nonlocal noisy
         for index, (data, text, kind, is_noisy) in enumerate(pool.map(web_sample, jobs, "web pool")):
             kinds[kind] += 1
+            kind_by_index.append(kind)
             noisy += is_noisy
             yield Record(image=data, text=text, source="commonpool", paper_id="web", figure_id=str(index),
                          url=f"http://example.com/img/{index}.jpg")  # fmt: skip
@@ -327,24 +328,30 @@ def _write_commonpool(pool: _Pool, out: Path, seed: int, preset: dict, plants: l
     for plant in planted.values():
         plant["uid"] = str(uids[plant["figure_id"]])
     return {"images": preset["web_images"], "written": stats.written, "duplicates": stats.duplicates,
-            "shards": stats.shards, "kinds": dict(sorted(kinds.items())), "noisy_captions": noisy}  # fmt: skip
+            "shards": stats.shards, "kinds": dict(sorted(kinds.items())), "kind_by_index": kind_by_index,
+            "noisy_captions": noisy}  # fmt: skip
 
 
 # ---- CLI --------------------------------------------------------------------------------------------
 
 
 def cli_configure(parser: argparse.ArgumentParser) -> None:
-    """``sciclip sample-corpus OUT [--seed N] [--size tiny|small] [--workers N]``."""
-    parser.add_argument("out", help="output folder (its arxiv/, pmc/, commonpool/, evalsets/ are replaced)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (same seed, identical files)")
-    parser.add_argument(
-        "--size", choices=sorted(SIZES), default="tiny", help="size preset (micro: for tests)"
-    )
-    parser.add_argument("--workers", type=int, default=None, help="worker processes (default: up to 2)")
+    """``sciclip sample-corpus [OUT] [--profile P] [--seed N] [--size SIZE] [--workers N]``."""
+    parser.add_argument("out", nargs="?", default=None,
+                        help="output folder (its arxiv/, pmc/, commonpool/, evalsets/ are replaced; default: "
+                             "the profile's sample_corpus/)")  # fmt: skip
+    add_profile_option(parser)
+    parser.add_argument("--seed", type=int, default=None,
+                        help="random seed (same seed, identical files; default: the profile's)")  # fmt: skip
+    parser.add_argument("--size", choices=sorted(SIZES), default=None,
+                        help="size preset (micro: for tests; default: the profile's)")  # fmt: skip
+    parser.add_argument("--workers", type=int, default=None, help="worker processes (default: the profile's)")
 
 
 def cli_run(args: argparse.Namespace) -> int:
     """Generate the corpus and print what was planted."""
+    apply_profile(args, "corpus")
+    args.out = args.out or paths(args.profile).sample_corpus
     summary = generate_sample_corpus(
         args.out, seed=args.seed, size=args.size, workers=args.workers, progress=True
     )

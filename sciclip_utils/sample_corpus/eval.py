@@ -18,16 +18,16 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageEnhance, ImageOps
 
-from sciclip_utils.sample_corpus_figures import (
+from sciclip_utils.sample_corpus.captions import plain_caption
+from sciclip_utils.sample_corpus.figures import (
     PLOT_CLASSES,
     TISSUE_CLASSES,
     FigureSpec,
     figure_image,
-    plain_caption,
     sample_figure,
 )
-from sciclip_utils.sample_corpus_io import image_bytes, rng_for, tar_bytes
-from sciclip_utils.sample_corpus_natural import (
+from sciclip_utils.sample_corpus.io import image_bytes, rng_for, tar_bytes
+from sciclip_utils.sample_corpus.natural import (
     COLOURS,
     SHAPES,
     NaturalSpec,

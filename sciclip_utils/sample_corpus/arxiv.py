@@ -19,19 +19,18 @@ from xml.sax.saxutils import escape
 
 import numpy as np
 
-from sciclip_utils.sample_corpus_eval import eval_spec, planted_image_bytes
-from sciclip_utils.sample_corpus_figures import (
+from sciclip_utils.sample_corpus.captions import describe_figure, short_caption
+from sciclip_utils.sample_corpus.eval import eval_spec, planted_image_bytes
+from sciclip_utils.sample_corpus.figures import (
     PLOT_CLASSES,
     TISSUE_CLASSES,
     VARIABLES,
     FigureSpec,
-    describe_figure,
     render_figure,
     sample_figure,
-    short_caption,
 )
-from sciclip_utils.sample_corpus_io import gzip_bytes, minimal_pdf, rng_for, tar_bytes
-from sciclip_utils.sample_corpus_text import (
+from sciclip_utils.sample_corpus.io import gzip_bytes, minimal_pdf, rng_for, tar_bytes
+from sciclip_utils.sample_corpus.text import (
     Caption,
     Cite,
     LatexStyle,
@@ -150,6 +149,7 @@ def build_paper(
         figures=len(floats),
         pairs=sum(f.pairs for f in floats),
         pairs_by_figure={f"fig{f.number}": f.pairs for f in floats},
+        kinds_by_figure={f"fig{f.number}": [panel.spec.kind for panel in f.panels] for f in floats},
         formats=dict(Counter(panel.fmt for f in floats for panel in f.panels)),
         constructs=dict(
             Counter([f.construct for f in floats] + [f"env:{f.env}" for f in floats] + paper.extras)

@@ -11,6 +11,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from sciclip_utils.plots import figure_image
+
 # 2023-01-01 00:00:00 UTC: every archive member gets this mtime, so archives depend on content only.
 FIXED_MTIME = 1_672_531_200
 FIXED_PS_DATE = b"%%CreationDate: Sun Jan  1 00:00:00 2023\n"
@@ -81,15 +83,6 @@ def figure_bytes(fig: Any, fmt: str) -> bytes:
     else:
         return image_bytes(figure_image(fig), fmt)
     return buffer.getvalue()
-
-
-def figure_image(fig: Any) -> Image.Image:
-    """Rasterise a matplotlib Figure (Agg) to an RGB Pillow image."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-
-    canvas = FigureCanvasAgg(fig)
-    canvas.draw()
-    return Image.frombuffer("RGBA", canvas.get_width_height(), canvas.buffer_rgba()).convert("RGB")
 
 
 def image_bytes(image: Image.Image, fmt: str, quality: int = 90) -> bytes:

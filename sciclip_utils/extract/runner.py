@@ -1,0 +1,257 @@
+"""The extraction runner: Dask distribution, resume and assembly.
+
+Each input item (a paper or article) is processed by a source-specific function on a Dask worker, in a
+sandbox (:mod:`.sandbox`), which stores its pairs and its manifest row atomically as a part (:mod:`.parts`).
+A rerun skips items whose part exists. When all items are done, the parts are assembled in sorted key order
+into CommonPool shards, so the final output is the same whether the run was interrupted or not (killed at
+any moment, resumed any number of times). A Dask worker that dies anyway (isolation off) is replaced by its
+nanny and its item is marked ``failed`` (stage ``worker``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import shutil
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sciclip_utils.commonpool import Record, WriteStats, dedup_key, record_uid, write_dataset
+from sciclip_utils.extract.items import STATUSES, ItemResult, WorkItem
+from sciclip_utils.extract.parts import (
+    MANIFEST_COLUMNS,
+    manifest_row,
+    part_path,
+    read_part,
+    read_part_row,
+    write_part,
+)
+from sciclip_utils.extract.sandbox import ENV_ISOLATE, ItemLimits, close_sandbox, run_item
+from sciclip_utils.files import atomic_write
+from sciclip_utils.files import progress as show_progress
+
+
+@dataclass
+class ExtractionSummary:
+    """The outcome of a run: the manifest (one row per item), counts by status and pairs written."""
+
+    out_dir: Path
+    manifest: Any
+    counts: dict[str, int]
+    pairs: int
+    write_stats: WriteStats
+
+
+def run_extraction(
+    items: Sequence[WorkItem],
+    process: Callable[[WorkItem], ItemResult],
+    out_dir: str | Path,
+    *,
+    source: str,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    max_items: int | None = None,
+    samples_per_shard: int = 10_000,
+    progress: bool = True,
+    limits: ItemLimits | None = None,
+    isolate: bool | None = None,
+) -> ExtractionSummary:
+    """Process ``items`` (resuming), then assemble shards, ``sizes.json`` and ``manifest.parquet``.
+
+    ``workers=0`` runs in this process (no Dask); otherwise an embedded ``LocalCluster`` with ``workers``
+    processes (default: CPU count), or the cluster at ``scheduler`` (its workers must see ``out_dir``).
+    ``isolate`` (default: on, unless ``SCICLIP_ISOLATE=0``) runs each item in a child process under
+    ``limits`` (default: :meth:`ItemLimits.from_env`).
+    """
+    out = Path(out_dir).absolute()  # workers and converters (Ghostscript) run in other directories
+    parts_dir = out / "parts"
+    parts_dir.mkdir(parents=True, exist_ok=True)
+    for leftover in parts_dir.glob("*/*.tmp"):  # parts being written when a run was killed
+        leftover.unlink(missing_ok=True)
+    if isolate is None:
+        isolate = hasattr(os, "fork") and os.environ.get(ENV_ISOLATE, "1") != "0"
+    item_limits = (limits or ItemLimits.from_env()) if isolate else None
+    unique = sorted({item.key: item for item in items}.values(), key=lambda item: item.key)
+    selected = unique[:max_items] if max_items is not None else unique
+    todo = [item for item in selected if not part_path(parts_dir, item.key).is_file()]
+    if todo:
+        if workers == 0 and scheduler is None:
+            try:
+                for item in show_progress(todo, progress, f"extract {source}", "item"):
+                    run_item(item, process, str(parts_dir), item_limits)
+            finally:
+                close_sandbox()
+        else:
+            _run_on_dask(
+                todo,
+                process,
+                parts_dir,
+                source=source,
+                workers=workers,
+                scheduler=scheduler,
+                progress=progress,
+                limits=item_limits,
+            )
+    shutil.rmtree(out / "tmp", ignore_errors=True)
+    return assemble(selected, out, source=source, samples_per_shard=samples_per_shard)
+
+
+def _run_on_dask(
+    todo: list[WorkItem],
+    process: Callable[[WorkItem], ItemResult],
+    parts_dir: Path,
+    *,
+    source: str,
+    workers: int | None,
+    scheduler: str | None,
+    progress: bool,
+    limits: ItemLimits | None,
+) -> None:
+    import dask
+    from distributed import Client, LocalCluster, as_completed
+
+    settings = {
+        "distributed.scheduler.allowed-failures": 1,  # an item that kills its worker twice is failed
+        "distributed.scheduler.worker-saturation": 1.0,  # one task per worker: a death blames only it
+        "distributed.worker.daemon": False,
+        "temporary-directory": str(parts_dir.parent / "tmp" / "dask"),  # Dask's scratch files and locks too
+    }
+    with dask.config.set(settings):
+        if scheduler is not None:
+            client, cluster = Client(scheduler), None
+        else:
+            n_workers = workers or os.cpu_count() or 1
+            cluster = LocalCluster(
+                n_workers=n_workers,
+                threads_per_worker=1,
+                processes=True,
+                host="127.0.0.1",  # nothing listens beyond this machine
+                dashboard_address="127.0.0.1:0",  # the scheduler's HTTP server: any free port
+            )
+            client = Client(cluster)
+        try:
+            futures = client.map(
+                run_item, todo, process=process, parts_dir=str(parts_dir), limits=limits, pure=False
+            )
+            by_key = {future.key: item for future, item in zip(futures, todo, strict=True)}
+            completed = as_completed(futures)
+            for future in show_progress(completed, progress, f"extract {source}", "item", len(todo)):
+                if future.status == "error":
+                    item = by_key[future.key]
+                    exc = future.exception()
+                    reason = f"worker died or task errored ({type(exc).__name__}: {exc})"
+                    result = ItemResult([], status="failed", stage="worker", reason=reason)
+                    write_part(part_path(parts_dir, item.key), [], manifest_row(item, result, 0.0))
+                future.release()
+        finally:
+            client.close()
+            if cluster is not None:
+                cluster.close()
+
+
+def _iter_parts(items: Sequence[WorkItem], parts_dir: Path) -> Iterator[tuple[dict[str, Any], list[Record]]]:
+    for item in items:
+        yield read_part(part_path(parts_dir, item.key))
+
+
+def assemble(
+    items: Sequence[WorkItem], out: Path, *, source: str, samples_per_shard: int = 10_000
+) -> ExtractionSummary:
+    """Write shards and the manifest from the parts of ``items`` (all must be processed).
+
+    Exact duplicates (same image bytes and caption as a pair written before) are not written again: an
+    item's manifest row counts them apart (``pairs_written`` excludes them, ``pairs_duplicate`` and
+    ``duplicate_of``, the uids they repeat, name them), and an item whose pairs were all duplicates is
+    ``skipped`` at stage ``duplicates``.
+
+    Crash-safe: ``assembling.json`` marks shards being written for this item set (a rerun continues them),
+    ``assembled.json`` marks them complete; both are written atomically, and shards of any other item set
+    (or shard size) are removed before a new assembly starts.
+    """
+    import pandas as pd
+
+    parts_dir = out / "parts"
+    identity = "\n".join([source, str(samples_per_shard), *(item.key for item in items)])
+    fingerprint = hashlib.sha256(identity.encode()).hexdigest()
+    marker, started = out / "assembled.json", out / "assembling.json"
+    finished = _read_json(marker)
+    done = finished is not None and finished.get("fingerprint") == fingerprint and "duplicates" in finished
+    rows: list[dict[str, Any]] = []
+    duplicates: dict[str, list[str]] = {}  # item key -> uids its dropped pairs duplicate
+    if done:
+        rows = [read_part_row(part_path(parts_dir, item.key)) for item in items]
+        stats = WriteStats(**finished["write_stats"])
+        duplicates = finished["duplicates"]
+    else:
+        if (_read_json(started) or {}).get("fingerprint") != fingerprint:
+            marker.unlink(missing_ok=True)
+            shutil.rmtree(out / "shards", ignore_errors=True)  # another item set's shards: start afresh
+            (out / "sizes.json").unlink(missing_ok=True)
+            _write_json(started, {"fingerprint": fingerprint})
+        marker.unlink(missing_ok=True)
+
+        def records() -> Iterator[Record]:
+            written: dict[tuple[str, str], str] = {}  # dedup key -> uid of the pair written with it
+            for row, item_records in _iter_parts(items, parts_dir):
+                rows.append(row)
+                for record in item_records:
+                    key = dedup_key(record.image.jpeg, record.text)
+                    if key in written:
+                        duplicates.setdefault(row["key"], []).append(written[key])
+                    else:
+                        written[key] = record_uid(record, key[0])
+                yield from item_records
+
+        stats = write_dataset(records(), out, samples_per_shard)
+    for row in rows:
+        _count_duplicates(row, duplicates.get(row["key"], []))
+    manifest = pd.DataFrame(rows, columns=None if rows else ["key", *MANIFEST_COLUMNS])
+    for column in MANIFEST_COLUMNS:
+        if column not in manifest:
+            manifest[column] = None
+    manifest = manifest[
+        ["key", *MANIFEST_COLUMNS, *[c for c in manifest if c not in MANIFEST_COLUMNS and c != "key"]]
+    ]
+    buffer = io.BytesIO()
+    manifest.to_parquet(buffer, index=False)
+    atomic_write(out / "manifest.parquet", buffer.getvalue())
+    if not done:
+        _write_json(
+            marker,
+            {
+                "fingerprint": fingerprint,
+                "source": source,
+                "write_stats": stats.__dict__,
+                "duplicates": duplicates,
+            },
+        )
+    started.unlink(missing_ok=True)
+    counts = {status: int((manifest["status"] == status).sum()) for status in STATUSES}
+    return ExtractionSummary(out, manifest, counts, stats.written, stats)
+
+
+def _count_duplicates(row: dict[str, Any], duplicate_of: list[str]) -> None:
+    """Record in an item's manifest row which of its pairs were dropped as exact duplicates."""
+    row["pairs_written"] -= len(duplicate_of)
+    row["pairs_duplicate"] = len(duplicate_of)
+    row["duplicate_of"] = duplicate_of
+    if duplicate_of and row["pairs_written"] == 0 and row["status"] == "ok":
+        row["status"], row["stage"] = "skipped", "duplicates"
+        row["reason"] = f"all {len(duplicate_of)} pairs duplicate pairs written before"
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    """A marker's content, or None if it is missing or unreadable."""
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _write_json(path: Path, value: dict[str, Any]) -> None:
+    atomic_write(path, json.dumps(value, sort_keys=True).encode())
