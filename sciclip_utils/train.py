@@ -276,8 +276,7 @@ def train_condition(
 
     ``data_dirs`` maps source names to CommonPool folders (default: the profile's decontaminated sources);
     runs go to ``out_dir/<condition>`` (default ``paths(profile).train``); open_clip_train's log goes to the
-    run's ``out.log`` and, if ``console_log``, to stderr. Every input is checked before
-    anything is written."""
+    run's ``out.log`` and, if ``console_log``, to stderr. Every input is checked before anything is written."""
     params = stage_params(profile, "train", **overrides)
     spec = resolve_condition(condition, params["conditions"])
     directories = {**paths(profile).decontaminated_sources(), **(data_dirs or {})}
@@ -288,7 +287,7 @@ def train_condition(
     check_model(params["model"])
     _check_budget(params, world_size)
     sources = [inspect_source(source, directories[source]) for source in spec.sources]
-    subset_uids = _selected_counts(spec, sources) if spec.subset else None
+    selected = _selected_counts(spec, sources) if spec.subset else None
     run_dir = Path(out_dir or paths(profile).train) / spec.name
     settings = {
         "condition": spec.name,
@@ -302,8 +301,8 @@ def train_condition(
         if rank == 0:
             print(f"condition {spec.name!r} is already trained: {final} (force=True / --force retrains)")
         return run_dir
-    if subset_uids is not None:
-        sources = _materialise_subset(spec, sources, subset_uids, run_dir / "data", rank)
+    if selected is not None:
+        sources = _materialise_subset(spec, sources, selected, run_dir / "data", rank)
     train_data, factors, shares = mixture(sources)
     argv = open_clip_argv(params, train_data, factors, run_dir.parent, spec.name, world_size)
     if rank == 0:
