@@ -38,16 +38,16 @@ from extraction import (
     write_baseline_tar,
 )
 
-from sciclip_utils import arxiv
 from sciclip_utils.arxiv import build_work_items, process_item
+from sciclip_utils.arxiv import paper as arxiv_paper
 from sciclip_utils.extract import extract_arxiv
 from sciclip_utils.images import MAX_SIDE, image_kind, load_image, prepare_image, shrink, shrunk_size, to_rgb
 
 GROUP = "arXiv"
 TARGETS = {
-    "reading": [(arxiv, "_read_package")],
-    "captions": [(arxiv, "_clean")],
-    "images": [(arxiv._FigureContext, "load"), (arxiv._FigureContext, "record")],
+    "reading": [(arxiv_paper, "_read_package")],
+    "captions": [(arxiv_paper, "_clean")],
+    "images": [(arxiv_paper._FigureContext, "load"), (arxiv_paper._FigureContext, "record")],
 }
 FIGURE_RE = re.compile(r"\\begin\{figure\*?\}(.*?)\\end\{figure\*?\}", re.S)
 INCLUDE_RE = re.compile(r"\\includegraphics\s*(?:\[[^\]]*\])?\s*\{([^}]*)\}")
@@ -127,24 +127,25 @@ def baseline_run(papers: list[Path], folder: Path) -> int:
 
 # ------------------------------------------------------------------------------------ images and floors
 def collect_images(items: list) -> list[tuple[bytes, str]]:
-    """The image files our extraction loads for these items (by wrapping ``arxiv.load_image``)."""
+    """The image files our extraction loads for these items (by wrapping ``load_image`` where the paper
+    code calls it)."""
     seen: list[tuple[bytes, str]] = []
 
     def recording(data: bytes, name: str = "", **kwargs: object) -> object:
         seen.append((data, name))
         return load_image(data, name, **kwargs)
 
-    arxiv.load_image = recording
+    arxiv_paper.load_image = recording
     try:
         for item in items:
             process_item(item)
     finally:
-        arxiv.load_image = load_image
+        arxiv_paper.load_image = load_image
     return seen
 
 
 def ours(data: bytes, name: str) -> bytes:
-    """A single-image figure's path in ``arxiv``: load (render), shrink, RGB, prepare (shrink, JPEG)."""
+    """A single-image figure's path in ``arxiv.paper``: load (render), shrink, RGB, prepare (shrink, JPEG)."""
     image = load_image(data, name, max_side=MAX_SIDE)
     return prepare_image(to_rgb(shrink(image, shrunk_size(*image.size)))).jpeg
 

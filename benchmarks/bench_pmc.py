@@ -37,15 +37,16 @@ from extraction import (
 )
 
 from sciclip_utils import images as image_module
-from sciclip_utils import pmc
 from sciclip_utils.extract import extract_pmc
 from sciclip_utils.extract.sandbox import keep_freed_memory
 from sciclip_utils.pmc import Options, plan_inputs, process_article
+from sciclip_utils.pmc import article as pmc_article
+from sciclip_utils.pmc import jats as pmc_jats
 
 GROUP = "PMC"
 TARGETS = {
-    "reading": [(pmc, "open_article")],
-    "captions": [(pmc, "caption_text"), (pmc, "detect_language")],
+    "reading": [(pmc_article, "open_article")],
+    "captions": [(pmc_jats, "caption_text"), (pmc_article, "detect_language")],
     "images": [(image_module, "prepare_image"), (image_module, "load_image"), (image_module, "composite")],
 }
 XLINK_HREF = "{http://www.w3.org/1999/xlink}href"

@@ -21,6 +21,7 @@ COMMANDS: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (("extract", "pmc"), "extract.cli", "extract figure-caption pairs from PMC OA packages"),
     (("decontaminate",), "decontam.cli", "remove near-duplicates of evaluation images"),
     (("analyze",), "analysis.stage", "Table 1, caption lengths, figure types and per-type subsets"),
+    (("train",), "train", "train OpenCLIP on one data condition (commonpool, sci, mix, ...)"),
     (("fetch", "arxiv"), "fetch.arxiv", "download arXiv bulk source tars (requester-pays S3)"),
     (("fetch", "pmc"), "fetch.pmc", "download PMC OA articles (pmc-oa-opendata or the legacy packages)"),
     (("fetch", "commonpool"), "fetch.commonpool", "download DataComp CommonPool metadata and images"),

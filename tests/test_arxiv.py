@@ -637,7 +637,7 @@ def test_subfigures_with_empty_captions_and_no_silent_float_loss(tmp_path: Path)
     files = {"main.tex": _ISSUE_22_TEX.encode(), "single.png": _png((0, 120, 0)), **wide}
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "2301.00022.tar.gz").write_bytes(_tar_gz(files))
-    summary = arxiv.extract_arxiv([tmp_path / "in"], tmp_path / "out", workers=0, progress=False)
+    summary = extract_arxiv([tmp_path / "in"], tmp_path / "out", workers=0, progress=False)
     (row,) = summary.manifest.to_dict("records")
     pairs = read_metadata(tmp_path / "out").set_index("figure_id")
     assert row["status"] == "ok" and row["pairs_written"] == 3

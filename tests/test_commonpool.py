@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import logging
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -172,19 +171,11 @@ def test_uid_subset_roundtrip_and_apply(tmp_path: Path) -> None:
 
 @pytest.fixture
 def restore_logging() -> Iterator[None]:
-    """Undo open_clip_train's logging setup, which sets every logger to its level (INFO) and adds handlers
-    to the root logger: left in place, torch's atexit statistics would print at the end of the test run."""
-    loggers = logging.root.manager.loggerDict
-    levels = {name: logger.level for name, logger in loggers.items() if isinstance(logger, logging.Logger)}
-    root_level, root_handlers = logging.root.level, list(logging.root.handlers)
-    yield
-    for name, logger in loggers.items():
-        if isinstance(logger, logging.Logger):
-            logger.setLevel(levels.get(name, logging.NOTSET))
-    for handler in set(logging.root.handlers) - set(root_handlers):
-        handler.close()
-    logging.root.handlers[:] = root_handlers
-    logging.root.setLevel(root_level)
+    """Undo open_clip_train's logging setup (left in place, torch's statistics print at the end of the run)."""
+    from sciclip_utils.train import restored_logging
+
+    with restored_logging():
+        yield
 
 
 @pytest.mark.slow

@@ -40,7 +40,7 @@ def test_cli_page_holds_every_verb_and_option(pages: dict[str, str]) -> None:
     page = pages["reference_cli"]
     for path, module, _ in cli.COMMANDS:
         assert f"## `sciclip {' '.join(path)}`\n\nModule `sciclip_utils.{module}`." in page
-        parser = argparse.ArgumentParser()
+        parser = argparse.ArgumentParser(prog=f"sciclip {' '.join(path)}")
         importlib.import_module(f"sciclip_utils.{module}").cli_configure(parser)
         section = page.split(f"## `sciclip {' '.join(path)}`", 1)[1].split("\n## ", 1)[0]
         for action in parser._actions:

@@ -123,7 +123,7 @@ def extract_pmc(
         raise ValueError(
             f"unknown license filter {license!r}; choose one of {', '.join(pmc.LICENSE_FILTERS)}"
         )
-    wanted_language = pmc._normalize_language(language) if language else None
+    wanted_language = pmc.normalize_language(language) if language else None
     if language and wanted_language is None:
         raise ValueError(f"language must be an ISO 639 code such as 'en', not {language!r}")
     if workers is not None and workers < 0:

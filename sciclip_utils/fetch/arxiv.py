@@ -4,7 +4,7 @@ The manifest ``src/arXiv_src_manifest.xml`` lists every ``arXiv_src_YYMM_NNN.tar
 (~0.5 GB each) and md5. Tars of months ``--from``..``--to`` are selected (up to ``--max-gb``), the count,
 GB and estimated transfer cost printed, then each is downloaded (resuming a partial one), verified
 against its md5 (a corrupted tar is fetched again) and, with ``--extract-to``, handed to
-:func:`sciclip_utils.arxiv.extract_arxiv` and deleted, so the disk holds one tar at a time.
+:func:`sciclip_utils.extract.extract_arxiv` and deleted, so the disk holds one tar at a time.
 ``<dest>/extracted.txt`` lists the tars already extracted; a rerun skips them.
 
 The requester pays the transfer: about $0.09/GB out of AWS us-east-1 (``--price-per-gb``), nothing from
@@ -125,7 +125,7 @@ def fetch_arxiv(
 ) -> ArxivFetch:
     """Download (and optionally extract, one at a time) the bulk tars of months ``start..end``.
 
-    ``extract_options`` go to :func:`~sciclip_utils.arxiv.extract_arxiv` (workers, samples_per_shard,
+    ``extract_options`` go to :func:`~sciclip_utils.extract.extract_arxiv` (workers, samples_per_shard,
     progress...). ``progress`` is called with the byte count of every chunk written.
     """
     dest = Path(dest)
