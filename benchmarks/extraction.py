@@ -150,7 +150,7 @@ def scaling(
         clusters = {
             workers: stack.enter_context(
                 LocalCluster(
-                    n_workers=workers, threads_per_worker=1, host="127.0.0.1", dashboard_address=None
+                    n_workers=workers, threads_per_worker=1, host="127.0.0.1", dashboard_address="127.0.0.1:0"
                 )
             )
             for workers in times
