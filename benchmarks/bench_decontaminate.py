@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -19,6 +20,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from sciclip_utils import commonpool
 from sciclip_utils import decontam as dc
 from sciclip_utils.decontam import descriptors
 
@@ -68,6 +70,99 @@ def bench_descriptors(isc_images: int) -> None:
           f"{len(images) / seconds:7.2f} images/s")  # fmt: skip
 
 
+def _isc_checkpoint(folder: Path) -> Path:
+    """A checkpoint of the ISC21 network with random weights (speed only)."""
+    import torch
+
+    path = folder / dc.ISC_CHECKPOINT
+    state = {f"module.{k}": v for k, v in dc.build_isc_network().state_dict().items()}
+    torch.save({"state_dict": state}, path)
+    return path
+
+
+def _embedding_rate(
+    data: Path, evalsets: Path, out: Path, images: int, workers: int, **options: object
+) -> tuple[float, float]:
+    """``(images/s, cluster start s)`` of embedding the training shards of ``data`` with ``workers`` Dask
+    workers (0: this process); the eval set is embedded beforehand and the cluster start is left out."""
+    from sciclip_utils.cluster import dask_client
+
+    def start_and_close() -> None:
+        with dask_client(workers, None, out / "scratch"):
+            pass
+
+    for cache in out.glob(".cache/*/train"):
+        shutil.rmtree(cache)
+    start = timed(start_and_close) if workers else 0.0
+    report = dc.decontaminate(data, [evalsets], out, workers=workers, progress=False, **options)
+    return images / max(report.timings["embed_train"] - start, 1e-9), start
+
+
+def measure_scaling(
+    images: int = 96, isc_images: int = 8, worker_counts: tuple[int, ...] = (0, 1, 2), pairs: int = 1_900_000
+) -> dict[str, object]:
+    """Training images/s of ``dct`` and ``isc`` (random weights, CPU) in this process and on 1 and 2 Dask
+    workers, the projected hours for ``pairs`` pairs on N workers (the 2-worker rate per worker times N),
+    and, where torch sees a GPU, ISC images/s on one GPU (float16) and its projection."""
+    import os
+
+    import torch
+
+    figures: dict[str, object] = {"cpu_cores": os.cpu_count(), "pairs": pairs}
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        jpegs = commonpool_jpegs(max(images, isc_images))
+        (root / "evalsets" / "set" / "a").mkdir(parents=True)
+        for index, data in enumerate(jpegs[:4]):
+            (root / "evalsets" / "set" / "a" / f"{index}.jpg").write_bytes(data)
+        checkpoint = _isc_checkpoint(root)
+        runs = {
+            "dct": (images, {"descriptor": "dct"}),
+            "isc_cpu": (isc_images, {"descriptor": "isc", "weights": checkpoint, "device": "cpu"}),
+        }
+        if torch.cuda.is_available():
+            gpu = {"descriptor": "isc", "weights": checkpoint, "device": "cuda", "batch_size": 256}
+            runs["isc_gpu"] = (max(images, 2048), gpu)
+        for name, (count, options) in runs.items():
+            data = root / f"pool-{name}"
+            pool = (jpegs * (count // len(jpegs) + 1))[:count]
+            records = (_record(jpeg, index) for index, jpeg in enumerate(pool))
+            commonpool.write_dataset(records, data, samples_per_shard=max(1, count // 8))
+            counts = (0,) if name == "isc_gpu" else worker_counts
+            for workers in counts:
+                out = root / f"out-{name}"
+                rate, start = _embedding_rate(data, root / "evalsets", out, count, workers, **options)
+                figures[f"{name}_images_per_s_workers{workers}"] = round(rate, 2)
+                if workers:
+                    figures[f"cluster_start_s_workers{workers}"] = round(start, 2)
+    for name in ("dct", "isc_cpu"):
+        widest = max(worker_counts)
+        per_worker = figures[f"{name}_images_per_s_workers{widest}"] / max(widest, 1)
+        for n in (1, 2, 16, 64):
+            figures[f"{name}_projected_hours_{n}_workers"] = round(pairs / (per_worker * n) / 3600, 1)
+    if "isc_gpu_images_per_s_workers0" in figures:
+        figures["gpu"] = torch.cuda.get_device_name(0)
+        figures["isc_gpu_projected_hours_1_gpu"] = round(
+            pairs / figures["isc_gpu_images_per_s_workers0"] / 3600, 2
+        )
+    else:
+        figures["gpu"] = "no GPU"
+    return figures
+
+
+def _record(jpeg: bytes, index: int) -> commonpool.Record:
+    return commonpool.Record(jpeg, f"figure {index}", "bench", f"p{index}", "fig1")
+
+
+def print_scaling(figures: dict[str, object]) -> None:
+    """The figures of :func:`measure_scaling`, one a line."""
+    print(f"\ntraining-side embedding on this machine ({figures['cpu_cores']} cores; cluster start excluded)")
+    for key, value in figures.items():
+        print(f"  {key:40} {value}")
+    if figures["gpu"] == "no GPU":
+        print("  isc on GPU: no GPU")
+
+
 def bench_search(train: int = 100_000, evals: int = 10_000) -> None:
     rng = np.random.default_rng(0)
     for dim in (256, dc.DCTDescriptor().dim):
@@ -113,8 +208,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--isc-images", type=int, default=4, help="images for the ISC timing")
     parser.add_argument("--no-calibration", action="store_true", help="skip the calibration (about 1 min)")
+    parser.add_argument("--scaling-images", type=int, default=96, help="dct images per worker count")
+    parser.add_argument("--scaling-isc-images", type=int, default=8, help="isc (CPU) images per worker count")
     args = parser.parse_args()
     bench_descriptors(args.isc_images)
+    print_scaling(measure_scaling(args.scaling_images, args.scaling_isc_images))
     bench_search()
     if not args.no_calibration:
         bench_calibration()
