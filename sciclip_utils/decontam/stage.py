@@ -340,11 +340,14 @@ def _embed_shards(
             embed_shard(model, path, npz, known, batch_size)
     elif tasks:
         _embed_on_dask(spec, tasks, cache, batch_size, workers, scheduler, progress)
-    loaded = []
+    return _read_cached(cached)
+
+
+def _read_cached(cached: dict[Path, Path]) -> Iterator[tuple[str, list[str], list[str], np.ndarray]]:
+    """``(shard, uids, keys, vectors)`` per shard from its cache file, one shard in memory at a time."""
     for path, npz in cached.items():
         with np.load(npz) as stored:
-            loaded.append((path.stem, stored["uids"].tolist(), stored["keys"].tolist(), stored["vectors"]))
-    return iter(loaded)
+            yield path.stem, stored["uids"].tolist(), stored["keys"].tolist(), stored["vectors"]
 
 
 def _embed_on_dask(
@@ -370,6 +373,7 @@ def _embed_on_dask(
         ):
             future.result()  # raises the task's error
             future.release()
+    shutil.rmtree(cache / "dask", ignore_errors=True)
 
 
 def _write_filtered(data_dir: Path, kept: list[str], out_dir: Path, samples_per_shard: int) -> None:
