@@ -74,7 +74,7 @@ def cli_run(args: argparse.Namespace) -> int:
         print(f"{report.removed} of {report.samples} samples removed ({report.descriptor}, threshold "
               f"{report.threshold:.4f}, {sum(report.eval_images.values())} eval images, {report.search} search)")  # fmt: skip
         print(f"  search: {report.search_index}, recall {report.search_recall:.4f} "
-              f"({report.search_recall_sample} samples checked); device {report.device}, workers {report.workers}")  # fmt: skip
+              f"verdicts {report.search_agreement:.4f} ({report.search_recall_sample} samples checked); device {report.device}, workers {report.workers}")  # fmt: skip
         for name, counts in report.removed_per_source.items():
             print(f"  {name}: {counts['removed']} of {counts['samples']} removed")
         for eval_set, removed in report.removed_per_eval_set.items():

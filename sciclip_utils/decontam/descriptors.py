@@ -342,7 +342,7 @@ class ISCDescriptor(Descriptor):
         size = (self.input_size, self.input_size)
         batch = np.stack([np.asarray(to_rgb(img).resize(size, Image.Resampling.BILINEAR)) for img in images])
         tensor = torch.from_numpy(batch).permute(0, 3, 1, 2).float().div_(255.0)
-        return tensor.sub_(0.5).div_(0.5)
+        return tensor.sub_(0.5).div_(0.5).contiguous()  # the layout DataLoader batches have
 
     def embed(self, images: Sequence[Image.Image]) -> np.ndarray:
         starts = range(0, len(images), self.batch_size)

@@ -53,15 +53,17 @@ class NearestSearch:
         scores, rows = self.index.search(np.ascontiguousarray(queries, dtype=np.float32), 1)
         return scores[:, 0], rows[:, 0].astype(np.int64)
 
-    def recall(self, queries: np.ndarray, sample: int = 2000) -> tuple[float, int]:
-        """Share of up to ``sample`` evenly spread ``queries`` whose best score this search finds (within
-        1e-5 of the exact best), and how many were checked; exact search is 1.0 by construction."""
+    def recall(self, queries: np.ndarray, threshold: float, sample: int = 2000) -> tuple[float, float, int]:
+        """``(recall, agreement, checked)`` on up to ``sample`` evenly spread ``queries``: the share whose
+        exact best score this search finds (within 1e-5), the share whose verdict (score above
+        ``threshold``) it gets right, and how many were checked; exact search is ``(1.0, 1.0, 0)``."""
         if self.index is None or len(queries) == 0:
-            return 1.0, 0
+            return 1.0, 1.0, 0
         picked = queries[np.unique(np.linspace(0, len(queries) - 1, min(sample, len(queries))).astype(int))]
         found, _ = self.search(picked)
         best, _ = nearest(picked, self.reference)
-        return float(np.mean(found >= best - 1e-5)), len(picked)
+        agreement = np.mean((found > threshold) == (best > threshold))
+        return float(np.mean(found >= best - 1e-5)), float(agreement), len(picked)
 
 
 def build_search(reference: np.ndarray, faiss_min_rows: int, nprobe: int = 64) -> NearestSearch:

@@ -106,6 +106,7 @@ class DecontaminationReport:
     seconds: float
     search_index: str = "exact (matrix products)"
     search_recall: float = 1.0  # share of sampled samples whose exact best score the search found
+    search_agreement: float = 1.0  # share of sampled samples whose removed/kept verdict it got right
     search_recall_sample: int = 0  # samples checked against exact search (0: the search is exact)
     device: str = "cpu"
     workers: int | str = 0  # Dask workers (0: this process) or the scheduler address
@@ -187,7 +188,7 @@ def decontaminate(
             "dedup_eval_image": np.where(matched, ref_image[np.maximum(rows, 0)], None),
         }))  # fmt: skip
     table = pd.concat(frames, ignore_index=True)
-    recall, recall_sample = searcher.recall(np.concatenate(sampled))
+    recall, agreement, recall_sample = searcher.recall(np.concatenate(sampled), threshold)
     timings["search"], clock = round(time.time() - clock, 2), time.time()
     sources = dict(zip(metadata["uid"], metadata["source"], strict=True)) if "source" in metadata else {}
     table.insert(3, "source", [sources.get(uid) or "unknown" for uid in table["uid"]])
@@ -220,6 +221,7 @@ def decontaminate(
         seconds=round(time.time() - started, 2),
         search_index=searcher.description,
         search_recall=round(recall, 4),
+        search_agreement=round(agreement, 4),
         search_recall_sample=recall_sample,
         device=getattr(model, "device", "cpu"),
         workers=scheduler if scheduler is not None else (os.cpu_count() or 1) if workers is None else workers,
