@@ -3,9 +3,12 @@
 Prints images/s of each descriptor (``dct`` on 512-px JPEGs as stored in CommonPool shards, its reference
 side with 10 views per eval image, and ``isc`` with random weights on CPU for a few images), the time to
 score 100k training descriptors against 10k eval images (random unit vectors: exact batched matrix
-products and FAISS IndexFlatIP), and the calibration of ``dct`` (ROC points, chosen threshold).
+products and FAISS IndexFlatIP), the training-side throughput of ``dct`` and ``isc`` in one process and
+on 1 and 2 Dask workers with the projected time for the paper's 1.9M pairs (:func:`measure_scaling`; ISC on
+one GPU where torch sees one, else "no GPU"), and the calibration of ``dct`` (ROC points, threshold).
 
-Run: ``.venv/bin/python benchmarks/bench_decontaminate.py [--isc-images N] [--no-calibration]``
+Run: ``.venv/bin/python benchmarks/bench_decontaminate.py [--isc-images N] [--no-calibration]
+[--scaling-images N] [--scaling-isc-images N]``
 """
 
 from __future__ import annotations
@@ -102,7 +105,8 @@ def measure_scaling(
     images: int = 96, isc_images: int = 8, worker_counts: tuple[int, ...] = (0, 1, 2), pairs: int = 1_900_000
 ) -> dict[str, object]:
     """Training images/s of ``dct`` and ``isc`` (random weights, CPU) in this process and on 1 and 2 Dask
-    workers, the projected hours for ``pairs`` pairs on N workers (the 2-worker rate per worker times N),
+    workers, the 2-worker scaling efficiency, the projected hours for ``pairs`` pairs on N workers (the
+    1-worker rate times N: N free cores assumed),
     and, where torch sees a GPU, ISC images/s on one GPU (float16) and its projection."""
     import os
 
@@ -135,10 +139,13 @@ def measure_scaling(
                 figures[f"{name}_images_per_s_workers{workers}"] = round(rate, 2)
                 if workers:
                     figures[f"cluster_start_s_workers{workers}"] = round(start, 2)
+    widest = max(worker_counts)
     for name in ("dct", "isc_cpu"):
-        widest = max(worker_counts)
-        per_worker = figures[f"{name}_images_per_s_workers{widest}"] / max(widest, 1)
-        for n in (1, 2, 16, 64):
+        per_worker = figures[f"{name}_images_per_s_workers1"]
+        figures[f"{name}_efficiency_workers{widest}"] = round(
+            figures[f"{name}_images_per_s_workers{widest}"] / (widest * per_worker), 2
+        )
+        for n in (1, 2, 16, 64):  # N workers on N free cores, each at the measured 1-worker rate
             figures[f"{name}_projected_hours_{n}_workers"] = round(pairs / (per_worker * n) / 3600, 1)
     if "isc_gpu_images_per_s_workers0" in figures:
         figures["gpu"] = torch.cuda.get_device_name(0)
