@@ -12,6 +12,7 @@ Run: ``.venv/bin/python benchmarks/bench_decontaminate.py [--json OUT] [--isc-im
 from __future__ import annotations
 
 import io
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -20,6 +21,7 @@ import numpy as np
 from benchlib import Report, arguments
 from PIL import Image
 
+from sciclip_utils import commonpool
 from sciclip_utils import decontam as dc
 from sciclip_utils.decontam import descriptors
 
@@ -59,16 +61,109 @@ def bench_descriptors(report: Report, isc_images: int) -> None:
     import torch
 
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / dc.ISC_CHECKPOINT
-        torch.save(
-            {"state_dict": {f"module.{k}": v for k, v in dc.build_isc_network().state_dict().items()}}, path
-        )
-        isc = dc.ISCDescriptor(path, batch_size=isc_images)
+        isc = dc.ISCDescriptor(_isc_checkpoint(Path(tmp)), batch_size=isc_images)
         images = [dc.decode_image(data) for data in jpegs[:isc_images]]
         isc.embed(images[:1])
         seconds = timed(lambda: isc.embed(images))
     threads = torch.get_num_threads()
     report.add(GROUP, f"isc descriptors (512x512, random weights, CPU, {threads} threads)", len(images) / seconds, "images/s")  # fmt: skip
+
+
+def _isc_checkpoint(folder: Path) -> Path:
+    """A checkpoint of the ISC21 network with random weights (speed only)."""
+    import torch
+
+    path = folder / dc.ISC_CHECKPOINT
+    state = {f"module.{k}": v for k, v in dc.build_isc_network().state_dict().items()}
+    torch.save({"state_dict": state}, path)
+    return path
+
+
+def _embedding_rate(
+    data: Path, evalsets: Path, out: Path, images: int, workers: int, **options: object
+) -> tuple[float, float]:
+    """``(images/s, cluster start s)`` of embedding the training shards of ``data`` with ``workers`` Dask
+    workers (0: this process); the eval set is embedded beforehand and the cluster start is left out."""
+    from sciclip_utils.cluster import dask_client
+
+    def start_and_close() -> None:
+        with dask_client(workers, None, out / "scratch"):
+            pass
+
+    for cache in out.glob(".cache/*/train"):
+        shutil.rmtree(cache)
+    start = timed(start_and_close) if workers else 0.0
+    report = dc.decontaminate(data, [evalsets], out, workers=workers, progress=False, **options)
+    return images / max(report.timings["embed_train"] - start, 1e-9), start
+
+
+def measure_scaling(
+    images: int = 96, isc_images: int = 8, worker_counts: tuple[int, ...] = (0, 1, 2), pairs: int = 1_900_000
+) -> dict[str, object]:
+    """Training images/s of ``dct`` and ``isc`` (random weights, CPU) in this process and on 1 and 2 Dask
+    workers, the 2-worker scaling efficiency, the projected hours for ``pairs`` pairs on N workers (the
+    1-worker rate times N: N free cores assumed),
+    and, where torch sees a GPU, ISC images/s on one GPU (float16) and its projection."""
+    import os
+
+    import torch
+
+    figures: dict[str, object] = {"cpu_cores": os.cpu_count(), "pairs": pairs}
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        jpegs = commonpool_jpegs(max(images, isc_images))
+        (root / "evalsets" / "set" / "a").mkdir(parents=True)
+        for index, data in enumerate(jpegs[:4]):
+            (root / "evalsets" / "set" / "a" / f"{index}.jpg").write_bytes(data)
+        checkpoint = _isc_checkpoint(root)
+        runs = {
+            "dct": (images, {"descriptor": "dct"}),
+            "isc_cpu": (isc_images, {"descriptor": "isc", "weights": checkpoint, "device": "cpu"}),
+        }
+        if torch.cuda.is_available():
+            gpu = {"descriptor": "isc", "weights": checkpoint, "device": "cuda", "batch_size": 256}
+            runs["isc_gpu"] = (max(images, 2048), gpu)
+        for name, (count, options) in runs.items():
+            data = root / f"pool-{name}"
+            pool = (jpegs * (count // len(jpegs) + 1))[:count]
+            records = (_record(jpeg, index) for index, jpeg in enumerate(pool))
+            commonpool.write_dataset(records, data, samples_per_shard=max(1, count // 8))
+            counts = (0,) if name == "isc_gpu" else worker_counts
+            for workers in counts:
+                out = root / f"out-{name}"
+                rate, start = _embedding_rate(data, root / "evalsets", out, count, workers, **options)
+                figures[f"{name}_images_per_s_workers{workers}"] = round(rate, 2)
+                if workers:
+                    figures[f"cluster_start_s_workers{workers}"] = round(start, 2)
+    widest = max(worker_counts)
+    for name in ("dct", "isc_cpu"):
+        per_worker = figures[f"{name}_images_per_s_workers1"]
+        figures[f"{name}_efficiency_workers{widest}"] = round(
+            figures[f"{name}_images_per_s_workers{widest}"] / (widest * per_worker), 2
+        )
+        for n in (1, 2, 16, 64):  # N workers on N free cores, each at the measured 1-worker rate
+            figures[f"{name}_projected_hours_{n}_workers"] = round(pairs / (per_worker * n) / 3600, 1)
+    if "isc_gpu_images_per_s_workers0" in figures:
+        figures["gpu"] = torch.cuda.get_device_name(0)
+        figures["isc_gpu_projected_hours_1_gpu"] = round(
+            pairs / figures["isc_gpu_images_per_s_workers0"] / 3600, 2
+        )
+    else:
+        figures["gpu"] = "no GPU"
+    return figures
+
+
+def _record(jpeg: bytes, index: int) -> commonpool.Record:
+    return commonpool.Record(jpeg, f"figure {index}", "bench", f"p{index}", "fig1")
+
+
+def bench_scaling(report: Report, images: int, isc_images: int) -> None:
+    """The figures of :func:`measure_scaling` in the report (text figures as notes)."""
+    for name, value in measure_scaling(images, isc_images).items():
+        if isinstance(value, int | float):
+            report.add(GROUP, f"scaling: {name}", float(value), "")
+        else:
+            report.note(f"scaling: {name} = {value}")
 
 
 def bench_search(report: Report, evals: int = 10_000, dim: int = 256) -> None:
@@ -115,9 +210,13 @@ def main() -> None:
         __doc__,
         isc_images=(int, 0, "images for the ISC timing (0: not timed)"),
         calibration=(bool, False, "also print the calibration of dct (about 1 min)"),
+        scaling_images=(int, 0, "dct images per worker count for the Dask scaling figures (0: not measured)"),
+        scaling_isc_images=(int, 0, "isc (CPU) images per worker count in the scaling figures"),
     )
     report = Report("bench_decontaminate")
     bench_descriptors(report, args.isc_images)
+    if args.scaling_images:
+        bench_scaling(report, args.scaling_images, args.scaling_isc_images)
     bench_search(report)
     if args.calibration:
         bench_calibration()

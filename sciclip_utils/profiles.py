@@ -43,7 +43,16 @@ _TRAIN_SMALL: dict[str, Any] = {
 # generated training figures per generator kind for the figure-type classifier.
 _ANALYSIS: dict[str, Any] = {"max_images": None, "max_tokenized": 200_000, "train_per_kind": 60, "seed": 0}
 
-_DECONTAMINATE_ISC: dict[str, Any] = {"descriptor": "isc", "threshold": 0.604169, "batch_size": 256}
+# workers: Dask processes embedding the training shards (0: this process); device: the isc network's
+# ("cpu", "cuda"; None: cuda when available); scheduler: an existing Dask cluster's address instead.
+_DECONTAMINATE_ISC: dict[str, Any] = {
+    "descriptor": "isc",
+    "threshold": 0.604169,
+    "batch_size": 256,
+    "workers": 4,
+    "device": "cuda",
+    "scheduler": None,
+}
 
 PROFILES: dict[str, dict[str, dict[str, Any]]] = {
     # A 2-core CPU laptop or CI: the whole study on the generated sample corpus in minutes.
@@ -53,7 +62,14 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         # The sample corpus draws its eval sets with the same generators as its training figures, so at the
         # dct's web-calibrated 0.757 most figures are look-alikes of some eval image; 0.97 keeps the
         # look-alikes and still catches the planted copies (resize, re-encode, flip). See 04_decontaminate.
-        "decontaminate": {"descriptor": "dct", "threshold": 0.97, "batch_size": 256},
+        "decontaminate": {
+            "descriptor": "dct",
+            "threshold": 0.97,
+            "batch_size": 256,
+            "workers": 0,
+            "device": None,
+            "scheduler": None,
+        },
         "analysis": {**_ANALYSIS, "max_tokenized": None, "train_per_kind": 30, "workers": 2},
         "train": {
             "model": "sciclip-tiny",
@@ -89,7 +105,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
     "medium": {
         "corpus": {"seed": 0, "size": "small", "workers": 32},
         "extract": {"workers": 32, "samples_per_shard": 10_000, "max_papers": None},
-        "decontaminate": dict(_DECONTAMINATE_ISC),
+        "decontaminate": {**_DECONTAMINATE_ISC, "workers": 8},
         "analysis": {**_ANALYSIS, "workers": 32},
         "train": {**_TRAIN_SMALL, "samples_seen": 128_000_000},
         "evaluate": {"suite": "datacomp", "batch_size": 256, "bootstrap": 1000},

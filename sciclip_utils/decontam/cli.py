@@ -35,7 +35,20 @@ def cli_configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weights", default=None, help=f"path of the local {ISC_CHECKPOINT} (isc only)")
     parser.add_argument("--batch-size", type=int, default=None,
                         help="images per embedding batch (default: the profile's)")  # fmt: skip
+    parser.add_argument("--workers", type=_non_negative, default=None, metavar="N",
+                        help="Dask worker processes embedding the training shards (0 = in this process; "
+                             "default: the profile's)")  # fmt: skip
+    parser.add_argument("--scheduler", default=None, help="address of an existing Dask scheduler")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default=None,
+                        help="device of the isc network (default: the profile's, else cuda when available)")  # fmt: skip
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def _non_negative(value: str) -> int:
+    number = int(value)
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {value}")
+    return number
 
 
 def resolve(args: argparse.Namespace) -> DecontaminationPlan:
@@ -60,6 +73,8 @@ def cli_run(args: argparse.Namespace) -> int:
         )
         print(f"{report.removed} of {report.samples} samples removed ({report.descriptor}, threshold "
               f"{report.threshold:.4f}, {sum(report.eval_images.values())} eval images, {report.search} search)")  # fmt: skip
+        print(f"  search: {report.search_index}, recall {report.search_recall:.4f} "
+              f"verdicts {report.search_agreement:.4f} ({report.search_recall_sample} samples checked); device {report.device}, workers {report.workers}")  # fmt: skip
         for name, counts in report.removed_per_source.items():
             print(f"  {name}: {counts['removed']} of {counts['samples']} removed")
         for eval_set, removed in report.removed_per_eval_set.items():

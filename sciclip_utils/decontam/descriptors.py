@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import os
 import pickle
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -42,6 +43,14 @@ class Descriptor(ABC):
     def embed_reference(self, images: Sequence[Image.Image]) -> tuple[np.ndarray, np.ndarray]:
         """Descriptors of evaluation images, possibly several rows (views) per image: ``(rows, owner)``."""
         return self.embed(images), np.arange(len(images))
+
+    def embed_jpegs(self, jpegs: Sequence[bytes], batch_size: int) -> np.ndarray:
+        """Descriptors of encoded training images (JPEG decoded at reduced size), ``batch_size`` at a time."""
+        rows = [
+            self.embed([decode_image(data, draft=256) for data in jpegs[start : start + batch_size]])
+            for start in range(0, len(jpegs), batch_size)
+        ]
+        return np.concatenate(rows) if rows else np.zeros((0, self.dim), dtype=np.float32)
 
     @property
     def cache_id(self) -> str:
@@ -300,7 +309,8 @@ class ISCDescriptor(Descriptor):
         input_size: int = 512,
         gem_p: float = 1.0,
         batch_size: int = 16,
-        device: str = "cpu",
+        device: str | None = "cpu",
+        loader_workers: int | None = None,
     ) -> None:
         if weights is None:
             raise FileNotFoundError(
@@ -311,15 +321,19 @@ class ISCDescriptor(Descriptor):
         if not self.weights.is_file():
             raise FileNotFoundError(f"ISC checkpoint not found: {self.weights}")
 
-        self.input_size, self.batch_size, self.device = input_size, batch_size, device
+        self.device = resolve_device(device)
+        self.input_size, self.batch_size = input_size, batch_size
+        self.amp = self.device.startswith("cuda")  # float16 autocast on the GPU
+        cores = os.cpu_count() or 1
+        self.loader_workers = min(8, cores) if loader_workers is None and self.amp else loader_workers or 0
         self.network = build_isc_network(gem_p=gem_p)
         self.network.load_state_dict(load_isc_state_dict(self.weights))
-        self.network.to(device).eval()
+        self.network.to(self.device).eval()
 
     @property
     def cache_id(self) -> str:
         stat = self.weights.stat()
-        return f"isc-{self.weights.stem}-{stat.st_size}-{self.input_size}"
+        return f"isc-{self.weights.stem}-{stat.st_size}-{self.input_size}" + ("-amp" if self.amp else "")
 
     def preprocess(self, images: Sequence[Image.Image]) -> Any:
         """Resize to ``input_size`` squared (bilinear), scale to [-1, 1]; a ``(N, 3, S, S)`` tensor."""
@@ -328,19 +342,69 @@ class ISCDescriptor(Descriptor):
         size = (self.input_size, self.input_size)
         batch = np.stack([np.asarray(to_rgb(img).resize(size, Image.Resampling.BILINEAR)) for img in images])
         tensor = torch.from_numpy(batch).permute(0, 3, 1, 2).float().div_(255.0)
-        return tensor.sub_(0.5).div_(0.5)
+        return tensor.sub_(0.5).div_(0.5).contiguous()  # the layout DataLoader batches have
 
     def embed(self, images: Sequence[Image.Image]) -> np.ndarray:
+        starts = range(0, len(images), self.batch_size)
+        return self._run(self.preprocess(images[start : start + self.batch_size]) for start in starts)
+
+    def embed_jpegs(self, jpegs: Sequence[bytes], batch_size: int) -> np.ndarray:
+        """Decoding and resizing run in ``loader_workers`` DataLoader processes (GPU: up to 8) that feed
+        the network ``batch_size`` images at a time on the GPU, ``self.batch_size`` on the CPU."""
+        import torch
+
+        size = batch_size if self.amp else self.batch_size
+        loader = torch.utils.data.DataLoader(
+            _EncodedImages(jpegs, self.input_size),
+            batch_size=size,
+            num_workers=self.loader_workers if len(jpegs) > size else 0,
+            pin_memory=self.amp,
+        )
+        return self._run(iter(loader))
+
+    def _run(self, batches: Any) -> np.ndarray:
+        """Unit-row descriptors of preprocessed ``(N, 3, S, S)`` batches (float16 autocast on the GPU)."""
         import torch
 
         outputs = []
-        with torch.inference_mode():
-            for start in range(0, len(images), self.batch_size):
-                tensor = self.preprocess(images[start : start + self.batch_size]).to(self.device)
-                outputs.append(self.network(tensor).float().cpu().numpy())
+        with torch.inference_mode(), torch.autocast("cuda", dtype=torch.float16, enabled=self.amp):
+            for tensor in batches:
+                outputs.append(self.network(tensor.to(self.device, non_blocking=True)).float().cpu().numpy())
         if not outputs:
             return np.zeros((0, self.dim), dtype=np.float32)
         return _unit_rows(np.concatenate(outputs)).astype(np.float32)
+
+
+class _EncodedImages:
+    """A map-style dataset of encoded images, decoded and preprocessed like :meth:`ISCDescriptor.preprocess`."""
+
+    def __init__(self, jpegs: Sequence[bytes], input_size: int) -> None:
+        self.jpegs, self.size = jpegs, (input_size, input_size)
+
+    def __len__(self) -> int:
+        return len(self.jpegs)
+
+    def __getitem__(self, index: int) -> Any:
+        import torch
+
+        img = decode_image(self.jpegs[index], draft=self.size[0]).resize(self.size, Image.Resampling.BILINEAR)
+        return (
+            torch.from_numpy(np.asarray(img).copy()).permute(2, 0, 1).float().div_(255.0).sub_(0.5).div_(0.5)
+        )
+
+
+def resolve_device(device: str | None) -> str:
+    """``cpu``, ``cuda`` or ``cuda:N``; ``None`` or ``auto`` picks ``cuda`` when a GPU is visible. ``cuda``
+    without one is an error."""
+    import torch
+
+    if device in (None, "auto"):
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device != "cpu" and device.split(":")[0] != "cuda":
+        raise ValueError(f"unknown device {device!r}; known: cpu, cuda")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device cuda asked for, but torch sees no GPU (use --device cpu)")
+    return device
 
 
 def build_isc_network(gem_p: float = 1.0) -> Any:

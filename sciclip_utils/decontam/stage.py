@@ -11,21 +11,21 @@ from __future__ import annotations
 
 import hashlib
 import io
-import itertools
 import json
 import os
 import shutil
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from sciclip_utils import commonpool
+from sciclip_utils.cluster import dask_client
 from sciclip_utils.decontam.descriptors import Descriptor, decode_image, get_descriptor
-from sciclip_utils.decontam.search import nearest
+from sciclip_utils.decontam.search import build_search
 from sciclip_utils.evalsets import EvalSet, find_eval_sets
 from sciclip_utils.files import atomic_write
 from sciclip_utils.files import progress as show_progress
@@ -50,7 +50,7 @@ class DecontaminationPlan:
     sources: dict[str, Path]  # source name -> CommonPool folder
     against: list[Path]  # eval set folders
     out_dirs: dict[str, Path]  # source name -> output folder
-    params: dict[str, Any] = field(default_factory=dict)  # descriptor, threshold, batch_size
+    params: dict[str, Any] = field(default_factory=dict)  # descriptor, threshold, batch_size, workers...
 
 
 def decontamination_plan(
@@ -104,6 +104,13 @@ class DecontaminationReport:
     eval_images: dict[str, int]
     search: str
     seconds: float
+    search_index: str = "exact (matrix products)"
+    search_recall: float = 1.0  # share of sampled samples whose exact best score the search found
+    search_agreement: float = 1.0  # share of sampled samples whose removed/kept verdict it got right
+    search_recall_sample: int = 0  # samples checked against exact search (0: the search is exact)
+    device: str = "cpu"
+    workers: int | str = 0  # Dask workers (0: this process) or the scheduler address
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per phase
     scores: Any = field(repr=False, default=None)
 
     def to_json(self) -> dict[str, Any]:
@@ -123,6 +130,9 @@ def decontaminate(
     faiss_min_rows: int = 200_000,
     samples_per_shard: int | None = None,
     closest_pairs: int = 8,
+    workers: int | None = 0,
+    scheduler: str | None = None,
+    device: str | None = None,
     progress: bool = True,
 ) -> DecontaminationReport:
     """Score every sample of the CommonPool dataset ``data_dir`` against the eval sets ``against`` and write
@@ -132,8 +142,15 @@ def decontaminate(
     sample: ``dedup_score``, ``dedup_eval_set``, ``dedup_eval_image``, ``removed``), ``kept_uids.npy``
     (DataComp subset), ``report.json`` and ``closest_pairs.png``. A sample is removed when its score
     exceeds ``threshold`` (default: the descriptor's). Embeddings are cached per eval set and per shard under
-    ``out_dir/.cache`` so an interrupted run resumes. FAISS (IndexFlatIP) is used once the eval side has at
-    least ``faiss_min_rows`` rows, batched matrix products below that.
+    ``out_dir/.cache`` so an interrupted run resumes (with any worker count). The search is exact below
+    ``faiss_min_rows`` eval rows, FAISS above (:func:`~sciclip_utils.decontam.search.build_search`; its
+    recall is measured and reported).
+
+    The eval sets are embedded once, here; the training shards without a cache file are embedded here
+    (``workers=0``) or spread over Dask workers: an embedded ``LocalCluster`` of ``workers`` processes
+    (``None``: CPU count) or the cluster at ``scheduler``, whose workers must see ``data_dir`` and
+    ``out_dir``. Each shard is embedded the same way wherever it runs, so the outputs are identical.
+    ``device`` (``isc`` only): ``cpu``, ``cuda`` or ``None`` (cuda when available).
     """
     import pandas as pd
 
@@ -141,19 +158,28 @@ def decontaminate(
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     if not commonpool.shard_paths(data_dir):
         raise FileNotFoundError(f"no CommonPool shards (*.tar) in {data_dir}")
+    if workers is not None and workers < 0:
+        raise ValueError(f"workers must be >= 0, got {workers}")
     eval_sets = find_eval_sets(against)
-    model = get_descriptor(descriptor, weights)
+    spec = _DescriptorSpec(descriptor, None if weights is None else str(Path(weights).absolute()), device)
+    model = spec.build()
     threshold = model.default_threshold if threshold is None else float(threshold)
-    cache = out_dir / ".cache" / model.cache_id
+    cache = out_dir.absolute() / ".cache" / model.cache_id
+    timings: dict[str, float] = {}
+    clock = time.time()
     reference, ref_set, ref_image, eval_counts = _embed_eval_sets(
         model, eval_sets, cache, batch_size, progress
     )
-    use_faiss = len(reference) >= faiss_min_rows
-
+    timings["embed_eval"], clock = round(time.time() - clock, 2), time.time()
     metadata = commonpool.read_metadata(data_dir)
-    frames = []
-    for shard, uids, keys, vectors in _embed_shards(model, data_dir, metadata, cache, batch_size, progress):
-        scores, rows = nearest(vectors, reference, use_faiss=use_faiss)
+    shards = _embed_shards(spec, model, data_dir, metadata, cache, batch_size, workers, scheduler, progress)
+    timings["embed_train"], clock = round(time.time() - clock, 2), time.time()
+    searcher = build_search(reference, faiss_min_rows)
+    stride = max(1, len(metadata) // 2000)  # the recall sample: about 2000 samples spread over all shards
+    frames, sampled = [], []
+    for shard, uids, keys, vectors in shards:
+        scores, rows = searcher.search(vectors)
+        sampled.append(vectors[::stride])
         matched = rows >= 0
         frames.append(pd.DataFrame({
             "uid": uids, "key": keys, "shard": shard,
@@ -162,6 +188,8 @@ def decontaminate(
             "dedup_eval_image": np.where(matched, ref_image[np.maximum(rows, 0)], None),
         }))  # fmt: skip
     table = pd.concat(frames, ignore_index=True)
+    recall, agreement, recall_sample = searcher.recall(np.concatenate(sampled), threshold)
+    timings["search"], clock = round(time.time() - clock, 2), time.time()
     sources = dict(zip(metadata["uid"], metadata["source"], strict=True)) if "source" in metadata else {}
     table.insert(3, "source", [sources.get(uid) or "unknown" for uid in table["uid"]])
     table["removed"] = table["dedup_score"] > threshold
@@ -174,6 +202,7 @@ def decontaminate(
     _atomic_parquet(table, out_dir / "scores.parquet")
     commonpool.save_uid_subset(kept, out_dir / "kept_uids.npy")
     save_closest_pairs(table, data_dir, eval_sets, out_dir / "closest_pairs.png", threshold, closest_pairs)
+    timings["write"] = round(time.time() - clock, 2)
 
     removed = table[table["removed"]]
     report = DecontaminationReport(
@@ -188,8 +217,15 @@ def decontaminate(
         },
         removed_per_eval_set={str(k): int(v) for k, v in removed["dedup_eval_set"].value_counts().items()},
         eval_images=eval_counts,
-        search="faiss" if use_faiss else "exact",
+        search=searcher.method,
         seconds=round(time.time() - started, 2),
+        search_index=searcher.description,
+        search_recall=round(recall, 4),
+        search_agreement=round(agreement, 4),
+        search_recall_sample=recall_sample,
+        device=getattr(model, "device", "cpu"),
+        workers=scheduler if scheduler is not None else (os.cpu_count() or 1) if workers is None else workers,
+        timings=timings,
         scores=table,
     )
     report_text = json.dumps(report.to_json(), indent=2, sort_keys=True) + "\n"
@@ -232,41 +268,114 @@ def _embed_eval_sets(
     )
 
 
+@dataclass(frozen=True)
+class _DescriptorSpec:
+    """What a Dask worker needs to build the descriptor (the model itself is not shipped)."""
+
+    name: str
+    weights: str | None
+    device: str | None
+
+    def build(self) -> Descriptor:
+        options = {"device": self.device} if self.name == "isc" else {}
+        return get_descriptor(self.name, self.weights, **options)
+
+
+_WORKER_MODELS: dict[_DescriptorSpec, Descriptor] = {}  # one model per worker process and spec
+
+
+def _embed_shard_on_worker(
+    spec: _DescriptorSpec, shard: str, npz: str, known: frozenset[str], batch_size: int
+) -> str:
+    """Dask task: embed one shard with this worker's model (built on its first shard; with several GPUs
+    visible, ``cuda`` means GPU ``worker number % GPUs`` so the workers of a LocalCluster spread out)."""
+    if spec not in _WORKER_MODELS:
+        built = spec
+        if spec.name == "isc" and spec.device in (None, "auto", "cuda"):
+            import torch
+            from distributed import get_worker
+
+            gpus, name = torch.cuda.device_count(), get_worker().name
+            if gpus > 1 and isinstance(name, int):
+                built = replace(spec, device=f"cuda:{name % gpus}")
+        _WORKER_MODELS[spec] = built.build()
+    return embed_shard(_WORKER_MODELS[spec], Path(shard), Path(npz), known, batch_size)
+
+
+def embed_shard(model: Descriptor, shard: Path, npz: Path, known: frozenset[str], batch_size: int) -> str:
+    """Embed the images of CommonPool ``shard`` into the cache file ``npz`` (uids, keys, vectors; written
+    atomically); every sample's uid must be in ``known`` (the shard's parquet metadata). Returns ``shard``."""
+    samples = list(commonpool.iter_shard(shard))
+    for sample in samples:
+        if sample.uid not in known:
+            raise ValueError(
+                f"{shard}: sample {sample.key} (uid {sample.uid}) is not in the parquet metadata"
+            )
+    _atomic_npz(npz, uids=np.array([s.uid for s in samples], dtype=str),
+                keys=np.array([s.key for s in samples], dtype=str),
+                vectors=model.embed_jpegs([s.jpg for s in samples], batch_size))  # fmt: skip
+    return str(shard)
+
+
 def _embed_shards(
-    model: Descriptor, data_dir: Path, metadata: Any, cache: Path, batch_size: int, progress: bool
+    spec: _DescriptorSpec,
+    model: Descriptor,
+    data_dir: Path,
+    metadata: Any,
+    cache: Path,
+    batch_size: int,
+    workers: int | None,
+    scheduler: str | None,
+    progress: bool,
 ) -> Iterator[tuple[str, list[str], list[str], np.ndarray]]:
-    """``(shard, uids, keys, vectors)`` per shard, reading and embedding only shards without a cache file."""
-    known = set(metadata["uid"]) if len(metadata) else set()
+    """Embed the shards without a cache file (here, or on Dask workers), then ``(shard, uids, keys,
+    vectors)`` per shard from the cache, in shard order."""
     cached = {
-        path: cache / "train" / f"{path.stem}-{path.stat().st_size}.npz"
+        path.absolute(): cache / "train" / f"{path.stem}-{path.stat().st_size}.npz"
         for path in commonpool.shard_paths(data_dir)
     }
     todo = [path for path, npz in cached.items() if not npz.is_file()]
-    samples = itertools.chain.from_iterable(
-        ((path, sample) for sample in commonpool.iter_shard(path)) for path in todo
-    )
-    total = int(metadata["shard"].isin({path.stem for path in todo}).sum()) if len(metadata) else 0
-    samples = show_progress(samples, progress, "embed training images", "img", total)
-    for path, group in itertools.groupby(samples, key=lambda item: item[0]):
-        uids, keys, vectors = [], [], []
-        for batch in _batches((sample for _, sample in group), batch_size):
-            for sample in batch:
-                if sample.uid not in known:
-                    raise ValueError(
-                        f"{data_dir}: sample {sample.key} (uid {sample.uid}) is not in the parquet metadata"
-                    )
-            vectors.append(model.embed([decode_image(sample.jpg, draft=256) for sample in batch]))
-            uids += [sample.uid for sample in batch]
-            keys += [sample.key for sample in batch]
-        _atomic_npz(cached[path], uids=np.array(uids, dtype=str), keys=np.array(keys, dtype=str),
-                    vectors=np.concatenate(vectors))  # fmt: skip
-    for path in todo:
-        if not cached[path].is_file():  # a shard without samples
-            _atomic_npz(cached[path], uids=np.array([], dtype=str), keys=np.array([], dtype=str),
-                        vectors=np.zeros((0, model.dim), dtype=np.float32))  # fmt: skip
+    uids_by_shard = metadata.groupby("shard")["uid"].agg(frozenset).to_dict() if len(metadata) else {}
+    tasks = [(path, cached[path], uids_by_shard.get(path.stem, frozenset())) for path in todo]
+    if tasks and workers == 0 and scheduler is None:
+        for path, npz, known in show_progress(tasks, progress, "embed training shards", "shard"):
+            embed_shard(model, path, npz, known, batch_size)
+    elif tasks:
+        _embed_on_dask(spec, tasks, cache, batch_size, workers, scheduler, progress)
+    return _read_cached(cached)
+
+
+def _read_cached(cached: dict[Path, Path]) -> Iterator[tuple[str, list[str], list[str], np.ndarray]]:
+    """``(shard, uids, keys, vectors)`` per shard from its cache file, one shard in memory at a time."""
     for path, npz in cached.items():
         with np.load(npz) as stored:
             yield path.stem, stored["uids"].tolist(), stored["keys"].tolist(), stored["vectors"]
+
+
+def _embed_on_dask(
+    spec: _DescriptorSpec,
+    tasks: list[tuple[Path, Path, frozenset[str]]],
+    cache: Path,
+    batch_size: int,
+    workers: int | None,
+    scheduler: str | None,
+    progress: bool,
+) -> None:
+    """One Dask task per shard; the first error (a bad shard, a worker lost twice) is raised here."""
+    from distributed import as_completed
+
+    settings = {"distributed.scheduler.worker-saturation": 1.0}  # a shard per worker at a time
+    with dask_client(workers, scheduler, cache / "dask", settings) as client:
+        futures = [
+            client.submit(_embed_shard_on_worker, spec, str(path), str(npz), known, batch_size, pure=False)
+            for path, npz, known in tasks
+        ]
+        for future in show_progress(
+            as_completed(futures), progress, "embed training shards", "shard", len(tasks)
+        ):
+            future.result()  # raises the task's error
+            future.release()
+    shutil.rmtree(cache / "dask", ignore_errors=True)
 
 
 def _write_filtered(data_dir: Path, kept: list[str], out_dir: Path, samples_per_shard: int) -> None:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sciclip_utils.cluster import dask_client
 from sciclip_utils.commonpool import Record, WriteStats, dedup_key, record_uid, write_dataset
 from sciclip_utils.extract.items import STATUSES, ItemResult, WorkItem
 from sciclip_utils.extract.parts import (
@@ -111,46 +112,26 @@ def _run_on_dask(
     progress: bool,
     limits: ItemLimits | None,
 ) -> None:
-    import dask
-    from distributed import Client, LocalCluster, as_completed
+    from distributed import as_completed
 
     settings = {
         "distributed.scheduler.allowed-failures": 1,  # an item that kills its worker twice is failed
         "distributed.scheduler.worker-saturation": 1.0,  # one task per worker: a death blames only it
-        "distributed.worker.daemon": False,
-        "temporary-directory": str(parts_dir.parent / "tmp" / "dask"),  # Dask's scratch files and locks too
     }
-    with dask.config.set(settings):
-        if scheduler is not None:
-            client, cluster = Client(scheduler), None
-        else:
-            n_workers = workers or os.cpu_count() or 1
-            cluster = LocalCluster(
-                n_workers=n_workers,
-                threads_per_worker=1,
-                processes=True,
-                host="127.0.0.1",  # nothing listens beyond this machine
-                dashboard_address="127.0.0.1:0",  # the scheduler's HTTP server: any free port
-            )
-            client = Client(cluster)
-        try:
-            futures = client.map(
-                run_item, todo, process=process, parts_dir=str(parts_dir), limits=limits, pure=False
-            )
-            by_key = {future.key: item for future, item in zip(futures, todo, strict=True)}
-            completed = as_completed(futures)
-            for future in show_progress(completed, progress, f"extract {source}", "item", len(todo)):
-                if future.status == "error":
-                    item = by_key[future.key]
-                    exc = future.exception()
-                    reason = f"worker died or task errored ({type(exc).__name__}: {exc})"
-                    result = ItemResult([], status="failed", stage="worker", reason=reason)
-                    write_part(part_path(parts_dir, item.key), [], manifest_row(item, result, 0.0))
-                future.release()
-        finally:
-            client.close()
-            if cluster is not None:
-                cluster.close()
+    with dask_client(workers, scheduler, parts_dir.parent / "tmp" / "dask", settings) as client:
+        futures = client.map(
+            run_item, todo, process=process, parts_dir=str(parts_dir), limits=limits, pure=False
+        )
+        by_key = {future.key: item for future, item in zip(futures, todo, strict=True)}
+        completed = as_completed(futures)
+        for future in show_progress(completed, progress, f"extract {source}", "item", len(todo)):
+            if future.status == "error":
+                item = by_key[future.key]
+                exc = future.exception()
+                reason = f"worker died or task errored ({type(exc).__name__}: {exc})"
+                result = ItemResult([], status="failed", stage="worker", reason=reason)
+                write_part(part_path(parts_dir, item.key), [], manifest_row(item, result, 0.0))
+            future.release()
 
 
 def _iter_parts(items: Sequence[WorkItem], parts_dir: Path) -> Iterator[tuple[dict[str, Any], list[Record]]]:
