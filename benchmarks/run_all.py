@@ -28,7 +28,7 @@ SCRIPTS: tuple[tuple[str, tuple[str, ...], float], ...] = (
     ("bench_arxiv", ("--seconds", "20", "--copies", "3"), 210),
     ("bench_pmc", ("--seconds", "30", "--copies", "3"), 120),
     ("bench_commonpool", ("--seconds", "10"), 60),
-    ("bench_decontaminate", (), 150),
+    ("bench_decontaminate", ("--scaling-images", "48", "--scaling-isc-images", "2"), 210),
     ("bench_train", ("--steps", "10"), 180),
     ("bench_evaluate", (), 90),
     ("bench_notebooks", (), 30),
