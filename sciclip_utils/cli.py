@@ -15,6 +15,8 @@ COMMANDS: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (("extract", "arxiv"), "arxiv", "extract figure-caption pairs from arXiv LaTeX sources"),
     (("extract", "pmc"), "pmc", "extract figure-caption pairs from PMC OA packages"),
     (("decontaminate",), "decontaminate", "remove near-duplicates of evaluation images"),
+    (("evaluate",), "evaluate.run", "evaluate trained models on a task suite (clip_benchmark, local data)"),
+    (("tables",), "evaluate.tables", "Table 3 of evaluated runs (group means with bootstrap intervals)"),
 )
 
 

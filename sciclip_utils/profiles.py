@@ -60,7 +60,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
             "seed": 0,
             "conditions": ["commonpool", "sci", "mix"],
         },
-        "evaluate": {"suite": "sample", "batch_size": 64, "bootstrap": 1000},
+        "evaluate": {"suite": "sample", "batch_size": 64, "bootstrap": 1000, "workers": 0},
     },
     # The paper's setup (DataComp "small"): ViT-B-32, 12.8M samples seen, on GPUs.
     "small": {
@@ -69,7 +69,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         "decontaminate": dict(_DECONTAMINATE_ISC),
         "analysis": {"max_images": 20_000},
         "train": dict(_TRAIN_SMALL),
-        "evaluate": {"suite": "datacomp", "batch_size": 256, "bootstrap": 1000},
+        "evaluate": {"suite": "datacomp", "batch_size": 256, "bootstrap": 1000, "workers": 4},
     },
     # DataComp "medium": the same recipe with 10x the samples seen.
     "medium": {
@@ -78,7 +78,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         "decontaminate": dict(_DECONTAMINATE_ISC),
         "analysis": {"max_images": 20_000},
         "train": {**_TRAIN_SMALL, "samples_seen": 128_000_000},
-        "evaluate": {"suite": "datacomp", "batch_size": 256, "bootstrap": 1000},
+        "evaluate": {"suite": "datacomp", "batch_size": 256, "bootstrap": 1000, "workers": 4},
     },
 }
 
