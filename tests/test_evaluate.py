@@ -267,3 +267,63 @@ def test_bootstrap_interval_covers_the_exact_metric() -> None:
     assert metric(retrieval, "mean_recall@1", np.arange(5)) == pytest.approx(exact)
     low, high = interval(replicates(retrieval, "mean_recall@1", 500))
     assert low <= exact <= high
+
+
+def _synthetic_run(folder: Path, accuracy: dict[str, float], seed: int) -> None:
+    """Per-sample predictions of the sample suite with the given accuracy per group, written by the real
+    result writer (``result_row``), as ``sciclip evaluate`` leaves them."""
+    from sciclip_utils.evaluate.run import RESULTS, predictions_path, result_row
+
+    rng = np.random.default_rng(seed)
+    lines = []
+    for task in load_tasks("sample").values():
+        right = rng.random(100) < accuracy[task.group]
+        if task.retrieval:
+            predictions = Predictions("retrieval", caption_image=np.repeat(np.arange(50), 2),
+                                      image_hit=right, text_hit=right[::2])  # fmt: skip
+        else:
+            classes = len(task.classnames)
+            target = np.arange(100) % classes
+            top1 = np.where(right, target, (target + 1) % classes)
+            top = np.stack([(top1 + shift) % classes for shift in range(min(5, classes))], axis=1)
+            predictions = Predictions("classification", target=target, top=top, num_classes=classes)
+        predictions.save(predictions_path(folder, task))
+        lines.append(json.dumps(result_row(task, predictions, 100)))
+    (folder / RESULTS).write_text("\n".join(lines) + "\n")
+
+
+@pytest.mark.slow
+def test_the_chapter_renders_tables_and_the_verdict_from_results(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import nbformat
+
+    from sciclip_utils.notebooks import execute_notebook
+
+    monkeypatch.setenv("SCICLIP_RUNS", str(tmp_path / "runs"))
+    eval_dir = tmp_path / "runs" / "tiny" / "eval"
+    for seed, (name, accuracy) in enumerate(
+        {
+            "commonpool": {"natural": 0.8, "scientific": 0.3},
+            "sci": {"natural": 0.3, "scientific": 0.8},
+            "mix": {"natural": 0.75, "scientific": 0.7},
+        }.items()  # fmt: skip
+    ):
+        _synthetic_run(eval_dir / name, accuracy, seed)
+    root = Path(__file__).resolve().parent.parent
+    target = tmp_path / "07_evaluate.ipynb"
+    execute_notebook(
+        root / "notebooks" / "07_evaluate.ipynb", target, {"profile": "tiny", "bootstrap": 200}, root
+    )
+    glued = {
+        output["metadata"]["scrapbook"]["name"]: output["data"].get(
+            "application/papermill.record/text/plain", ""
+        )
+        for cell in nbformat.read(target, as_version=4).cells
+        for output in cell.get("outputs", [])
+        if "scrapbook" in output.get("metadata", {})
+    }
+    assert {"table3", "table4", "group_bars", "task_deltas"} <= set(glued)
+    assert glued["verdict_sci_helps"] == "'holds, beyond the interval'"
+    assert glued["verdict_sci_costs"] == "'holds, beyond the interval'"
+    assert glued["sci_scientific_diff"].startswith("'+0.")
