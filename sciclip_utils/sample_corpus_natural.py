@@ -252,6 +252,9 @@ def alt_text(spec: NaturalSpec, rng: np.random.Generator, noise: float = 0.2) ->
             f"{colour} {shape}", f"a {colour} {shape}", f"{colour} {shape} on a {background} background",
             f"{shape} icon, {colour}", f"{colour.capitalize()} {shape} sticker", f"vector {colour} {shape} clipart",
             f"a {shape} in {colour}", f"{colour} {shape} shape", f"big {colour} {shape}",
+            # without the colour: colour alone then cannot tell these pairs apart, the shape must
+            f"a {shape}", f"{shape} icon", f"{shape} shape", f"vector {shape} clipart", f"a simple {shape}",
+            f"{shape} sticker",
         ]  # fmt: skip
     elif spec.kind == "scene":
         options = {
@@ -269,7 +272,7 @@ def alt_text(spec: NaturalSpec, rng: np.random.Generator, noise: float = 0.2) ->
         options = [
             f"the number {digit}",
             f"house number {digit} sign",
-            f"{colour} number {digit}",
+            f"number {digit} sticker",
             f"digit {digit}",
         ]
     elif spec.kind == "chart":

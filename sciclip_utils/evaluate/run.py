@@ -161,8 +161,9 @@ def load_model(model_name: str, checkpoint: Path) -> tuple[Any, Any, Any]:
 
     open_clip.add_model_config(MODEL_CONFIGS)
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    clip, _, preprocess = open_clip.create_model_and_transforms(model_name, device=device, load_weights=False)
-    open_clip.load_checkpoint(clip, str(checkpoint), strict=True, device=device)
+    clip, _, preprocess = open_clip.create_model_and_transforms(  # strict: every weight from the checkpoint
+        model_name, pretrained=str(checkpoint), device=device
+    )
     clip.eval()
     return clip, preprocess, open_clip.get_tokenizer(model_name)
 
