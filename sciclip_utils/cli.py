@@ -26,6 +26,8 @@ COMMANDS: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (("fetch", "pmc"), "fetch.pmc", "download PMC OA articles (pmc-oa-opendata or the legacy packages)"),
     (("fetch", "commonpool"), "fetch.commonpool", "download DataComp CommonPool metadata and images"),
     (("fetch", "evalsets"), "fetch.evalsets", "download DataComp's evaluation sets (webdataset)"),
+    (("evaluate",), "evaluate.run", "evaluate trained models on a task suite (clip_benchmark, local data)"),
+    (("tables",), "evaluate.tables", "Table 3 of evaluated runs (group means with bootstrap intervals)"),
 )
 
 

@@ -90,7 +90,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
             "threads": 1,
             "conditions": ["commonpool", "sci", "mix"],
         },
-        "evaluate": {"suite": "sample", "batch_size": 64, "bootstrap": 1000},
+        "evaluate": {"suite": "sample", "batch_size": 64, "bootstrap": 1000, "workers": 0},
     },
     # The paper's setup (DataComp "small"): ViT-B-32, 12.8M samples seen, on GPUs.
     "small": {
@@ -99,7 +99,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         "decontaminate": dict(_DECONTAMINATE_ISC),
         "analysis": {**_ANALYSIS, "workers": 16},
         "train": dict(_TRAIN_SMALL),
-        "evaluate": {"suite": "datacomp", "batch_size": 256, "bootstrap": 1000},
+        "evaluate": {"suite": "datacomp", "batch_size": 256, "bootstrap": 1000, "workers": 4},
     },
     # DataComp "medium": the same recipe with 10x the samples seen.
     "medium": {
@@ -108,7 +108,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         "decontaminate": {**_DECONTAMINATE_ISC, "workers": 8},
         "analysis": {**_ANALYSIS, "workers": 32},
         "train": {**_TRAIN_SMALL, "samples_seen": 128_000_000},
-        "evaluate": {"suite": "datacomp", "batch_size": 256, "bootstrap": 1000},
+        "evaluate": {"suite": "datacomp", "batch_size": 256, "bootstrap": 1000, "workers": 4},
     },
 }
 
@@ -173,6 +173,15 @@ class RunPaths:
     @property
     def evalsets(self) -> Path:
         return self.sample_corpus / "evalsets"
+
+    @property
+    def datacomp_evalsets(self) -> Path:
+        """DataComp's eval sets, as ``sciclip fetch evalsets`` writes them."""
+        return self.root / "datacomp_evalsets"
+
+    def suite_evalsets(self, suite: str) -> Path:
+        """Where the eval sets of a task suite live: the sample corpus's, or DataComp's fetched ones."""
+        return self.evalsets if suite == "sample" else self.datacomp_evalsets
 
     @property
     def arxiv(self) -> Path:

@@ -65,7 +65,8 @@ def decontamination_plan(
     ``data_dirs``: ``None`` (every source of ``paths(profile).sources()``), ``{source: folder}``, or one
     folder (named after itself). Each source goes to ``<out_dir>/<source>``, where ``out_dir`` defaults to
     ``paths(profile).decontaminated``; one folder given with ``out_dir`` goes to ``out_dir`` itself.
-    ``eval_dirs`` defaults to ``paths(profile).evalsets``; ``params`` override
+    ``eval_dirs`` defaults to the folder of the profile's evaluation suite (the sample corpus's eval sets,
+    or DataComp's fetched ones), what the trained models are scored on; ``params`` override
     ``stage_params(profile, "decontaminate")``. Missing inputs are an error here, before anything runs.
     """
     run = paths(profile)
@@ -78,7 +79,7 @@ def decontamination_plan(
         sources = {name: Path(p) for name, p in (run.sources() if data_dirs is None else data_dirs).items()}
         out_dirs = {name: root / name for name in sources}
     if eval_dirs is None:
-        eval_dirs = [run.evalsets]
+        eval_dirs = [run.suite_evalsets(stage_params(profile, "evaluate")["suite"])]
     against = [Path(eval_dirs)] if isinstance(eval_dirs, (str, Path)) else [Path(p) for p in eval_dirs]
     missing = [str(p) for p in [*sources.values(), *against] if not p.exists()]
     if missing:

@@ -124,7 +124,7 @@ def cli_run(args: argparse.Namespace) -> int:
             f"unknown eval task(s) {unknown}; the tasks are DataComp's: {', '.join(EVALSET_REPOS)}"
         )
     # where evaluation looks for the datacomp suite's data
-    dest = Path(args.dest) if args.dest else paths(args.profile).root / "datacomp_evalsets"
+    dest = Path(args.dest) if args.dest else paths(args.profile).datacomp_evalsets
 
     def run() -> int:
         fetch_evalsets(

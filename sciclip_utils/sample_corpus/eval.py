@@ -11,11 +11,9 @@ from __future__ import annotations
 import io
 import json
 from dataclasses import asdict, dataclass
-from functools import cache
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from PIL import Image, ImageEnhance, ImageOps
 
 from sciclip_utils.sample_corpus.captions import plain_caption
@@ -35,6 +33,7 @@ from sciclip_utils.sample_corpus.natural import (
     natural_image,
     sample_natural,
 )
+from sciclip_utils.tasks import load_tasks
 
 
 @dataclass(frozen=True)
@@ -50,22 +49,17 @@ class EvalTask:
 
 
 EVAL_TASKS: dict[str, EvalTask] = {
-    task.name: task
-    for task in (
-        EvalTask("shapes", "zeroshot_classification", "natural", SHAPES,
-                 ("a photo of a {c}.", "a {c}.", "a {c} shape.", "a drawing of a {c}.", "an icon of a {c}."), "jpg"),
-        EvalTask("colors", "zeroshot_classification", "natural", tuple(COLOURS),
-                 ("a photo of a {c} object.", "something {c}.", "a {c} shape.", "the colour {c}."), "jpg"),
-        EvalTask("digits", "zeroshot_classification", "natural", tuple(str(d) for d in range(10)),
-                 ('a photo of the number: "{c}".', "the number {c}.", "a handwritten digit {c}."), "png"),
-        EvalTask("plot_types", "zeroshot_classification", "scientific", tuple(PLOT_CLASSES.values()),
-                 ("a {c}.", "a {c} from a scientific paper.", "a figure showing a {c}.", "a plot: {c}."), "png"),
-        EvalTask("tissue_textures", "zeroshot_classification", "scientific", tuple(TISSUE_CLASSES.values()),
-                 ("a microscopy image of {c}.", "a histology image of {c}.", "{c}.",
-                  "a stained section showing {c}."), "png"),
-        EvalTask("figure_retrieval", "zeroshot_retrieval", "scientific", (), (), "png"),
-    )
+    key: EvalTask(key, task.task, task.group, task.classnames, task.templates, str(task.format))
+    for key, task in load_tasks("sample").items()
+}  # the sample suite of tasklist.yml
+_GENERATOR_CLASSES = {
+    "shapes": SHAPES, "colors": tuple(COLOURS), "digits": tuple(str(d) for d in range(10)),
+    "plot_types": tuple(PLOT_CLASSES.values()), "tissue_textures": tuple(TISSUE_CLASSES.values()),
+    "figure_retrieval": (),
 }  # fmt: skip
+for _name, _classes in _GENERATOR_CLASSES.items():
+    if EVAL_TASKS[_name].classes != _classes:
+        raise ValueError(f"tasklist.yml: {_name} classnames must be {list(_classes)} (the generator's order)")
 _TASK_IDS = {name: number for number, name in enumerate(EVAL_TASKS)}
 _DOMAINS = ("physics", "astro", "ml", "bio")
 NOISE_SHARE = 0.2  # web alt texts that are junk or unrelated, as in crawled data
@@ -88,19 +82,15 @@ def eval_key(index: int) -> str:
     return f"s{index:06d}"
 
 
-@cache
-def _digits() -> tuple[np.ndarray, np.ndarray]:
-    from sklearn.datasets import load_digits
-
-    bunch = load_digits()
-    return bunch.images, bunch.target
-
-
 def eval_spec(seed: int, task: str, index: int) -> tuple[FigureSpec | NaturalSpec | None, int | None]:
-    """The drawn content (None for digits) and class index (None for retrieval) of eval sample ``index``."""
+    """The drawn content and class index (None for retrieval) of eval sample ``index``."""
     definition = EVAL_TASKS[task]
     rng = rng_for(seed, "eval", _TASK_IDS[task], index)
     label = index % len(definition.classes) if definition.classes else None
+    if task == "digits":  # printed digits as the web pool draws them (house numbers, signs), own stream
+        spec = sample_natural(rng, "digit")
+        spec.params["digit"] = label
+        return spec, label
     if task in ("shapes", "colors"):
         spec = sample_natural(rng, "shape")
         if task == "shapes":
@@ -110,8 +100,6 @@ def eval_spec(seed: int, task: str, index: int) -> tuple[FigureSpec | NaturalSpe
                 spec.params["other"] = spec.params["colour"]
             spec.params["colour"] = definition.classes[label]
         return spec, label
-    if task == "digits":
-        return None, label
     if task == "plot_types":
         return sample_figure(rng, list(PLOT_CLASSES)[label], _DOMAINS[int(rng.integers(4))]), label
     if task == "tissue_textures":
@@ -123,13 +111,6 @@ def eval_spec(seed: int, task: str, index: int) -> tuple[FigureSpec | NaturalSpe
 def eval_sample(seed: int, task: str, index: int) -> tuple[Image.Image, int | None, list[str]]:
     """Image, class index (None for retrieval) and captions (retrieval only) of eval sample ``index``."""
     spec, label = eval_spec(seed, task, index)
-    if spec is None:  # digits: scikit-learn's bundled 8x8 images, white on black, upscaled
-        images, targets = _digits()
-        order = rng_for(seed, "eval", _TASK_IDS[task]).permutation(len(images))
-        chosen = order[index % len(order)]
-        pixels = (images[chosen] / 16.0 * 255).astype(np.uint8)
-        image = Image.fromarray(pixels).resize((64, 64), Image.Resampling.BILINEAR).convert("RGB")
-        return image, int(targets[chosen]), []
     if isinstance(spec, NaturalSpec):
         return natural_image(spec), label, []
     captions = []

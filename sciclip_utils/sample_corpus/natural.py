@@ -2,7 +2,7 @@
 
 ``sample_natural`` draws one image's content, ``natural_image`` renders it (Pillow, 2x supersampled) and
 ``alt_text`` writes a short web alt text; a share of alt texts is noise (file names, "click here", shop
-slogans), as in web crawls. The natural eval sets (shapes, colours) use the same generator.
+slogans), as in web crawls. The natural eval sets (shapes, colours, digits) use the same generator.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ BACKGROUNDS = {
     "black": (22, 22, 22),
     "beige": (226, 214, 188),
 }
-KIND_WEIGHTS = {"shape": 0.50, "scene": 0.13, "texture": 0.13, "digit": 0.10, "chart": 0.06, "photo": 0.08}
+KIND_WEIGHTS = {"shape": 0.50, "scene": 0.10, "texture": 0.10, "digit": 0.16, "chart": 0.06, "photo": 0.08}
 NOISE_CAPTIONS = (
     "IMG_{n}.JPG", "DSC{n}", "click here", "Buy now - free shipping!", "image", "untitled", "thumbnail",
     "product photo", "home decor ideas", "best price guaranteed", "screenshot", "logo", "photo {n}",
@@ -56,10 +56,10 @@ def sample_natural(rng: np.random.Generator, kind: str | None = None) -> Natural
         p.update(
             shape=str(rng.choice(SHAPES)),
             background=background,
-            size=float(rng.uniform(0.35, 0.75)),
+            size=float(rng.uniform(0.45, 0.75)),
             centre=[float(v) for v in rng.uniform(0.3, 0.7, 2)],
             angle=float(rng.uniform(0, 360)),
-            distractors=int(rng.choice([0, 0, 0, 1, 2])),
+            distractors=int(rng.choice([0, 0, 0, 0, 1])),
         )
     elif kind == "scene":
         p.update(scene=str(rng.choice(["house", "tree", "sunset", "balloon"])))
@@ -252,6 +252,9 @@ def alt_text(spec: NaturalSpec, rng: np.random.Generator, noise: float = 0.2) ->
             f"{colour} {shape}", f"a {colour} {shape}", f"{colour} {shape} on a {background} background",
             f"{shape} icon, {colour}", f"{colour.capitalize()} {shape} sticker", f"vector {colour} {shape} clipart",
             f"a {shape} in {colour}", f"{colour} {shape} shape", f"big {colour} {shape}",
+            # without the colour: colour alone then cannot tell these pairs apart, the shape must
+            f"a {shape}", f"{shape} icon", f"{shape} shape", f"vector {shape} clipart", f"a simple {shape}",
+            f"{shape} sticker",
         ]  # fmt: skip
     elif spec.kind == "scene":
         options = {
@@ -269,7 +272,7 @@ def alt_text(spec: NaturalSpec, rng: np.random.Generator, noise: float = 0.2) ->
         options = [
             f"the number {digit}",
             f"house number {digit} sign",
-            f"{colour} number {digit}",
+            f"number {digit} sticker",
             f"digit {digit}",
         ]
     elif spec.kind == "chart":
