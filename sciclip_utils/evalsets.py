@@ -87,4 +87,3 @@ def _subdirs(folder: Path) -> list[Path]:
 
 def _has_images(folder: Path) -> bool:
     return any(p.suffix.lower() in IMAGE_EXTENSIONS for p in folder.iterdir() if p.is_file())
-
