@@ -10,8 +10,12 @@ and give the metrics and a bootstrap interval of the main metric. One JSON line 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import re
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -118,10 +122,12 @@ def evaluate_run(
     workers: int = 0,
     model: str | None = None,
     only: list[str] | None = None,
+    progress: bool = True,
 ) -> dict[str, dict[str, Any]]:
     """Evaluate ``run_dir``'s checkpoint on ``suite``; results in ``out_dir/eval_results.jsonl``.
 
     Tasks already in the results file are kept, not evaluated again. Returns every result line by key.
+    ``progress=False`` drops clip_benchmark's progress bars (its other messages still reach stderr).
     """
     tasks = load_tasks(suite)
     if only:
@@ -144,7 +150,10 @@ def evaluate_run(
     clip, preprocess, tokenizer = load_model(model_name, checkpoint)
     out_dir.mkdir(parents=True, exist_ok=True)
     for key, task in todo.items():
-        predictions = predict(clip, preprocess, tokenizer, task, data_root / task.folder, batch_size, workers)
+        with contextlib.nullcontext() if progress else _without_progress_bars():
+            predictions = predict(
+                clip, preprocess, tokenizer, task, data_root / task.folder, batch_size, workers
+            )
         predictions.save(predictions_path(out_dir, task))
         row = result_row(task, predictions, bootstrap)
         with results_path.open("a") as handle:
@@ -152,6 +161,18 @@ def evaluate_run(
         results[key] = row
         print(f"{key}: {task.main_metric} = {row['metrics']['main_metric']:.4f}")
     return results
+
+
+@contextlib.contextmanager
+def _without_progress_bars() -> Iterator[None]:
+    """Hold back stderr (where clip_benchmark's tqdm bars go) and pass on every line that is not a bar."""
+    held = io.StringIO()
+    with contextlib.redirect_stderr(held):
+        yield
+    lines = [line for line in held.getvalue().replace("\r", "\n").splitlines() if line.strip()]
+    for line in lines:
+        if not re.search(r"\d+(it|%)\|?|it/s\]", line):
+            print(line, file=sys.stderr)
 
 
 def load_model(model_name: str, checkpoint: Path) -> tuple[Any, Any, Any]:
