@@ -245,13 +245,7 @@ def project_shard_metadata(path: Path) -> None:
 def cli_configure(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``sciclip fetch commonpool``."""
     parser.add_argument("--scale", choices=sorted(SCALE_SAMPLES), default="small")
-    add_common_options(parser, s3=False)
-    parser.add_argument(
-        "--hf-endpoint",
-        default=None,
-        metavar="URL",
-        help="Hub endpoint (default: $HF_ENDPOINT or huggingface.co)",
-    )
+    add_common_options(parser, s3=False, hub=True)
     parser.add_argument(
         "--repo", default=None, help=f"metadata dataset repo (default: {DEFAULTS['commonpool_repo']})"
     )

@@ -101,15 +101,9 @@ def fetch_evalsets(
 def cli_configure(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``sciclip fetch evalsets``."""
     add_common_options(
-        parser, s3=False, dest_default="<profile run>/datacomp_evalsets, where evaluation reads"
+        parser, s3=False, hub=True, dest_default="<profile run>/datacomp_evalsets, where evaluation reads"
     )
     parser.add_argument("--tasks", default=None, metavar="KEY,...", help="only these tasks (default: all 40)")
-    parser.add_argument(
-        "--hf-endpoint",
-        default=None,
-        metavar="URL",
-        help="Hub endpoint (default: $HF_ENDPOINT or huggingface.co)",
-    )
     parser.add_argument(
         "--threads", type=int, default=DEFAULTS["hf_threads"], metavar="N", help="parallel file downloads"
     )

@@ -232,9 +232,11 @@ def add_common_options(
     parser: argparse.ArgumentParser,
     *,
     s3: bool = True,
+    hub: bool = False,
     dest_default: str = "<profile run>/downloads/<source>",
 ) -> None:
-    """``--dest``, ``--profile``, ``--dry-run`` and (for S3 sources) ``--endpoint-url``."""
+    """``--dest``, ``--profile``, ``--dry-run``, ``--endpoint-url`` (S3 sources) and ``--hf-endpoint`` (Hub
+    sources)."""
     parser.add_argument(
         "--dest", default=None, metavar="DIR", help=f"download folder (default: {dest_default})"
     )
@@ -246,6 +248,13 @@ def add_common_options(
             default=None,
             metavar="URL",
             help="S3-compatible endpoint (default: AWS, from the standard configuration)",
+        )
+    if hub:
+        parser.add_argument(
+            "--hf-endpoint",
+            default=None,
+            metavar="URL",
+            help="Hub endpoint (default: $HF_ENDPOINT or huggingface.co)",
         )
 
 
