@@ -1,7 +1,7 @@
 """Per-sample predictions of one task and the metrics and bootstrap intervals computed from them.
 
 A classification task keeps, per test sample, the true class and the top-5 predicted classes, and for
-DataComp's worst-group tasks (FMoW, Dollar Street, GeoDE: ``grouped``) the sample's group under each
+DataComp's worst-group tasks (FMoW, Dollar Street, GeoDE; see ``grouped``) the sample's group under each
 grouping; a retrieval task keeps, per caption, its image and whether the image was ranked first
 (``image_retrieval``), and per image whether one of its captions was ranked first (``text_retrieval``);
 WinoGAViL keeps, per instance, the Jaccard index of the picked candidates and the number of candidates.

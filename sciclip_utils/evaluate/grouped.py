@@ -18,6 +18,9 @@ Names follow WILDS' ``standard_group_eval`` as DataComp reports them: ``<m>_avg`
 by one field, ``<m>_worst_<field>`` when by several (FMoW), where ``<m>`` is ``acc`` or ``acc_top5``.
 DataComp also lists groups between 0 and the largest id that hold no sample (count 0, accuracy NaN); we
 list only groups that hold samples, the only ones a worst group is taken over.
+
+The bootstrap resamples samples (groups shrink and grow with them) and takes the worst group of each
+replicate; a minimum over noisy groups is biased low, so these intervals lean below the point value.
 """
 
 from __future__ import annotations
