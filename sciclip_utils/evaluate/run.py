@@ -226,7 +226,7 @@ def _loader(task: Task, folder: Path, preprocess: Any, batch_size: int, workers:
         transform=preprocess,
         split="test",
         download=False,
-        task="zeroshot_retrieval" if task.retrieval else "zeroshot_classification",  # fmow, fairness too
+        task="zeroshot_retrieval" if task.retrieval else "zeroshot_classification",  # worst-group tasks too
     )
     loader = torch.utils.data.DataLoader(
         dataset.batched(batch_size), batch_size=None, shuffle=False, num_workers=workers
