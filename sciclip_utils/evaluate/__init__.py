@@ -1,2 +1,3 @@
 """The evaluation stage: ``run`` (clip_benchmark on a task suite), ``bootstrap`` (per-sample metrics and
-intervals), ``tables`` (Table 3, Table 4, plots)."""
+intervals), ``grouped`` (DataComp's worst-group metrics), ``winogavil`` (DataComp's WinoGAViL scoring),
+``tables`` (Table 3, Table 4, plots)."""

@@ -1,11 +1,14 @@
 """Per-sample predictions of one task and the metrics and bootstrap intervals computed from them.
 
-A classification task keeps, per test sample, the true class and the top-5 predicted classes; a retrieval
-task keeps, per caption, its image and whether the image was ranked first (``image_retrieval``), and per
-image whether one of its captions was ranked first (``text_retrieval``). Every metric is a function of
-these arrays and a resampling of the task's units (samples; for retrieval, images with their captions), so
-a bootstrap replicate resamples the units and recomputes the metric without running the model again. Two
-runs evaluated on the same test set are compared with a paired bootstrap: the same resampled units for both.
+A classification task keeps, per test sample, the true class and the top-5 predicted classes, and for
+DataComp's worst-group tasks (FMoW, Dollar Street, GeoDE; see ``grouped``) the sample's group under each
+grouping; a retrieval task keeps, per caption, its image and whether the image was ranked first
+(``image_retrieval``), and per image whether one of its captions was ranked first (``text_retrieval``);
+WinoGAViL keeps, per instance, the Jaccard index of the picked candidates and the number of candidates.
+Every metric is a function of these arrays and a resampling of the task's units (samples; for retrieval,
+images with their captions; WinoGAViL instances), so a bootstrap replicate resamples the units and
+recomputes the metric without running the model again. Two runs evaluated on the same test set are
+compared with a paired bootstrap: the same resampled units for both.
 """
 
 from __future__ import annotations
@@ -15,26 +18,43 @@ from pathlib import Path
 
 import numpy as np
 
+from sciclip_utils.evaluate.grouped import grouped_metric, is_grouped_metric
+
 CONFIDENCE = 0.95
 TOP_K = 5
+# DataComp's WinoGAViL metrics: mean Jaccard index over the instances with this many candidates (bounds)
+JACCARD_SCORES = {
+    "avg_jaccard_score": (0, np.inf),
+    "jaccard_score_5": (5, 5),
+    "jaccard_score_6": (6, 6),
+    "jaccard_score_10": (10, 10),
+    "jaccard_score_12": (12, 12),
+    "jaccard_score_5-6": (0, 6),
+    "jaccard_score_10-12": (10, np.inf),
+}
 
 
 @dataclass(frozen=True)
 class Predictions:
     """What a task's main metric needs, per test sample (see the module docstring)."""
 
-    kind: str  # "classification" | "retrieval"
+    kind: str  # "classification" | "retrieval" | "winogavil"
     target: np.ndarray | None = None  # (N,) true class
     top: np.ndarray | None = None  # (N, k) predicted classes, best first
     num_classes: int = 0
     caption_image: np.ndarray | None = None  # (T,) image index of each caption
     image_hit: np.ndarray | None = None  # (T,) the caption's image ranked first among all images
     text_hit: np.ndarray | None = None  # (I,) one of the image's captions ranked first among all captions
+    groups: np.ndarray | None = None  # (N, G) the sample's group under each grouping (worst-group tasks)
+    group_by: np.ndarray | None = None  # (G,) the metadata field of each grouping ("year", "region")
+    jaccard: np.ndarray | None = None  # (I,) WinoGAViL: Jaccard index of picked and true associations
+    candidates: np.ndarray | None = None  # (I,) WinoGAViL: number of candidate images of the instance
 
     @property
     def units(self) -> int:
-        """Number of resampled units: test samples, or images for retrieval."""
-        return len(self.target) if self.kind == "classification" else len(self.text_hit)
+        """Number of resampled units: test samples, images for retrieval, instances for WinoGAViL."""
+        unit_array = {"classification": self.target, "retrieval": self.text_hit, "winogavil": self.jaccard}
+        return len(unit_array[self.kind])
 
     def save(self, path: Path) -> None:
         arrays = {name: value for name, value in self.__dict__.items() if isinstance(value, np.ndarray)}
@@ -53,7 +73,11 @@ class Predictions:
         if self.kind != other.kind or self.units != other.units:
             return False
         if self.kind == "classification":
-            return bool(np.array_equal(self.target, other.target))
+            return bool(
+                np.array_equal(self.target, other.target) and np.array_equal(self.groups, other.groups)
+            )
+        if self.kind == "winogavil":
+            return bool(np.array_equal(self.candidates, other.candidates))
         return bool(np.array_equal(self.caption_image, other.caption_image))
 
 
@@ -61,9 +85,14 @@ def metric(predictions: Predictions, name: str, units: np.ndarray | None = None)
     """Metric ``name`` over ``units`` (indices into the task's units, repeats allowed; default: all)."""
     if predictions.kind == "retrieval":
         return _retrieval_metric(predictions, name, units)
-    target, top = predictions.target, predictions.top
+    if predictions.kind == "winogavil":
+        return _winogavil_metric(predictions, name, units)
+    target, top, groups = predictions.target, predictions.top, predictions.groups
     if units is not None:
         target, top = target[units], top[units]
+        groups = None if groups is None else groups[units]
+    if groups is not None and is_grouped_metric(name):
+        return grouped_metric(name, target, top, groups, tuple(str(f) for f in predictions.group_by))
     if name == "acc1":
         return float(np.mean(top[:, 0] == target))
     if name == "acc5":
@@ -101,6 +130,17 @@ def _retrieval_metric(predictions: Predictions, name: str, units: np.ndarray | N
     if name not in values:
         raise ValueError(f"no per-sample definition of retrieval metric {name!r}")
     return values[name]
+
+
+def _winogavil_metric(predictions: Predictions, name: str, units: np.ndarray | None) -> float:
+    if name not in JACCARD_SCORES:
+        raise ValueError(f"no per-instance definition of WinoGAViL metric {name!r}")
+    jaccard, candidates = predictions.jaccard, predictions.candidates
+    if units is not None:
+        jaccard, candidates = jaccard[units], candidates[units]
+    low, high = JACCARD_SCORES[name]
+    chosen = (candidates >= low) & (candidates <= high)
+    return float(np.mean(jaccard[chosen])) if chosen.any() else float("nan")
 
 
 def replicates(predictions: Predictions, name: str, rounds: int, seed: int = 0) -> np.ndarray:

@@ -5,6 +5,9 @@ model is loaded), then evaluates each task not yet in ``eval_results.jsonl``: cl
 dataset and the zero-shot classifier and computes the logits (retrieval: the embeddings, scored as its
 ``zeroshot_retrieval.evaluate`` does), the per-sample predictions are kept (``predictions/<task>.npz``)
 and give the metrics and a bootstrap interval of the main metric. One JSON line per task, DataComp's format.
+All 38 of DataComp's averaged tasks are scored: FMoW, Dollar Street and GeoDE with their worst-group
+metrics (``grouped``), WinoGAViL with DataComp's Jaccard scoring (``winogavil``); FairFace and UTKFace,
+which have no main metric, are skipped.
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from sciclip_utils.evaluate.bootstrap import Predictions, interval, metric, replicates
+from sciclip_utils.evaluate import grouped, winogavil
+from sciclip_utils.evaluate.bootstrap import JACCARD_SCORES, Predictions, interval, metric, replicates
 from sciclip_utils.profiles import add_profile_option, apply_profile, paths
 from sciclip_utils.tasks import Task, load_tasks
 
@@ -77,26 +81,49 @@ def _model_from_config(run_dir: Path) -> str | None:
     return None
 
 
+def required_files(task: Task) -> tuple[str, ...]:
+    """What a task's folder must hold: the webdataset's shard count, or WinoGAViL's two mirrored files."""
+    if task.task == "winogavil":
+        return (winogavil.INSTANCES, winogavil.IMAGES)
+    return ("test/nshards.txt",)
+
+
 def check_task_data(tasks: dict[str, Task], data_root: Path) -> None:
-    """Raise one FileNotFoundError naming every task whose data is missing under ``data_root``."""
+    """Raise one FileNotFoundError naming every task whose data is missing under ``data_root`` (and a clear
+    error for a malformed WinoGAViL mirror), before any model is loaded."""
     missing = [
-        key for key, task in tasks.items() if not (data_root / task.folder / "test" / "nshards.txt").is_file()
+        key
+        for key, task in tasks.items()
+        if not all((data_root / task.folder / name).is_file() for name in required_files(task))
     ]
     if missing:
         raise FileNotFoundError(
             f"evaluation data missing under {data_root} for {len(missing)} task(s): {', '.join(missing)}; "
             f"fetch it with `{FETCH_COMMAND.format(root=data_root)}` (the sample suite: `sciclip sample-corpus`)"
         )
+    for task in tasks.values():
+        if task.task == "winogavil":
+            winogavil.check(data_root / task.folder)
+
+
+def scorable(task: Task) -> bool:
+    """Whether this evaluator computes ``task``'s main metric."""
+    if task.task == "winogavil":
+        return task.main_metric in JACCARD_SCORES
+    if task.key in grouped.GROUPINGS:
+        grouping = grouped.GROUPINGS[task.key]
+        return task.main_metric in {grouping.worst_name(field) for field in grouping.by}
+    return task.main_metric in SUPPORTED.get(task.task, ())
 
 
 def unsupported_tasks(tasks: dict[str, Task]) -> dict[str, str]:
-    """Tasks this evaluator cannot score (DataComp-only evaluations), with the reason."""
+    """Tasks this evaluator does not score, with the reason (DataComp: FairFace and UTKFace)."""
     reasons = {}
     for key, task in tasks.items():
         if task.main_metric is None:
             reasons[key] = "no main metric (DataComp reports it without averaging it)"
-        elif task.main_metric not in SUPPORTED.get(task.task, ()):
-            reasons[key] = f"{task.task} / {task.main_metric} needs DataComp's own evaluation code"
+        elif not scorable(task):
+            reasons[key] = f"no evaluation of {task.task} / {task.main_metric}"
     return reasons
 
 
@@ -199,7 +226,7 @@ def _loader(task: Task, folder: Path, preprocess: Any, batch_size: int, workers:
         transform=preprocess,
         split="test",
         download=False,
-        task=task.task,
+        task="zeroshot_retrieval" if task.retrieval else "zeroshot_classification",  # worst-group tasks too
     )
     loader = torch.utils.data.DataLoader(
         dataset.batched(batch_size), batch_size=None, shuffle=False, num_workers=workers
@@ -213,20 +240,29 @@ def predict(
     """Run ``clip`` over one task's test set and keep the per-sample predictions."""
     from clip_benchmark.metrics import zeroshot_classification as zsc
 
+    if task.task == "winogavil":
+        return winogavil.predict(clip, preprocess, tokenizer, folder, batch_size)
     device = next(clip.parameters()).device.type
     dataset, loader = _loader(task, folder, preprocess, batch_size, workers)
     if task.retrieval:
         return _predict_retrieval(clip, tokenizer, loader, device)
+    grouping = grouped.GROUPINGS.get(task.key)
+    if grouping is not None:  # the same samples in the same order, with their metadata vectors as targets
+        loader = grouped.loader(folder, grouping, preprocess, batch_size, workers)
     classifier = zsc.zero_shot_classifier(
         clip, tokenizer, dataset.classes, dataset.templates, device, amp=False
     )
     logits, target = zsc.run_classification(clip, classifier, loader, device, amp=False)
     top = logits.topk(min(5, logits.shape[1]), dim=1).indices
+    target = target.numpy()
+    labels, metadata = (target[:, 0], target[:, 1:]) if target.ndim == 2 else (target, None)
     return Predictions(
         "classification",
-        target=target.numpy().astype(np.int32),
+        target=labels.astype(np.int32),
         top=top.numpy().astype(np.int32),
         num_classes=len(dataset.classes),
+        groups=None if grouping is None else grouping.groups(metadata),
+        group_by=None if grouping is None else np.array(grouping.by),
     )
 
 
@@ -262,10 +298,14 @@ def result_row(task: Task, predictions: Predictions, bootstrap: int) -> dict[str
     """One ``eval_results.jsonl`` line: DataComp's key/dataset/metrics plus the main metric's interval."""
     if predictions.kind == "retrieval":
         names = ["image_retrieval_recall@1", "text_retrieval_recall@1", "mean_recall@1"]
+    elif predictions.kind == "winogavil":
+        names = list(JACCARD_SCORES)
     else:
         names = ["acc1", "acc5", "mean_per_class_recall"] + (
             ["F1-macro_all"] if task.main_metric == "F1-macro_all" else []
         )
+        if predictions.groups is not None:
+            names += grouped.metric_names(grouped.GROUPINGS[task.key], predictions.groups)
     metrics: dict[str, Any] = {name: metric(predictions, name) for name in names}
     metrics["main_metric"] = metrics[task.main_metric]
     if bootstrap:

@@ -1,9 +1,11 @@
 """``sciclip fetch evalsets``: DataComp's evaluation sets as clip_benchmark webdatasets, from the Hub.
 
-Each task's Hub dataset repo is mirrored into ``<dest>/<folder>/`` (``folder`` = the task key with ``/``
-as ``-``: ``vtab/pcam`` -> ``vtab-pcam``), keeping its top-level files (``classnames.txt``,
-``zeroshot_classification_templates.txt``, ...) and its ``test/`` split (``nshards.txt``, ``0.tar``, ...),
-which is the layout ``clip_benchmark --dataset wds/<key> --dataset_root <dest>/<folder>`` reads.
+Each task's Hub dataset repo is mirrored into ``<dest>/<folder>/`` (``folder`` from ``tasklist.yml``: the
+repo's name, ``djghosh/wds_vtab-pcam_test`` -> ``wds_vtab-pcam_test``, the folder DataComp's
+``download_evalsets.py`` writes and its ``eval_utils`` reads as ``<data_root>/wds_<task>_test``), keeping
+its top-level files (``classnames.txt``, ``zeroshot_classification_templates.txt``, ...) and its ``test/``
+split (``nshards.txt``, ``0.tar``, ...), which is the layout ``clip_benchmark --dataset wds/<key>
+--dataset_root <dest>/<folder>`` reads.
 Files are checked against the sizes and sha256 digests the Hub lists; a rerun skips verified files and
 continues partial ones.
 
@@ -11,7 +13,9 @@ Sources (DataComp's ``download_evalsets.py``): ``djghosh/wds_<key with / as ->_t
 without their ``fairness/`` prefix); Flickr30k and MSCOCO retrieval from clip_benchmark's webdataset
 repos (``clip-benchmark/wds_flickr30k``, ``wds_mscoco_captions``: the same Karpathy test splits DataComp
 loads from ``nlphuji``); WinoGAViL only exists as the ``nlphuji/winogavil`` Hub dataset, mirrored as is
-(it has no ``test/`` webdataset; DataComp scores it with its own code). All 40 take about 50 GB.
+(no ``test/`` webdataset: its loading script, ``winogavil_dataset.csv`` and ``winogavil_images.zip``, which
+``evaluate.winogavil`` reads in place). DataComp itself loads these three through ``datasets`` into
+``<data_root>/hf_cache``, a cache layout we do not reproduce. All 40 take about 50 GB.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from pathlib import Path
 from sciclip_utils.fetch.hf import RepoFile, default_endpoint, download_repo_files, list_repo_files
 from sciclip_utils.fetch.transfer import DEFAULTS, add_common_options, describe_plan, run_reporting_errors
 from sciclip_utils.profiles import paths
+from sciclip_utils.tasks import load_tasks
 
 _DJGHOSH = (
     "imagenet1k imagenet_sketch imagenetv2 imagenet-a imagenet-o imagenet-r objectnet vtab/caltech101 "
@@ -44,8 +49,8 @@ EVALSET_REPOS: dict[str, str] = {
 
 
 def task_folder(key: str) -> str:
-    """The folder of a task under the eval-set root (``vtab/pcam`` -> ``vtab-pcam``)."""
-    return key.replace("/", "-")
+    """The folder of a task under the eval-set root, as ``tasklist.yml`` names it (where evaluation reads)."""
+    return load_tasks("datacomp")[key].folder
 
 
 def wanted(path: str) -> bool:

@@ -3,20 +3,24 @@ clip_benchmark's ``wds/<task>`` loader (and so evaluation) reads."""
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import signal
 import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import pytest
 from fetch_servers import file_server
+from PIL import Image
 
 from sciclip_utils import cli
 from sciclip_utils.fetch.evalsets import EVALSET_REPOS, task_folder
 from sciclip_utils.sample_corpus.eval import eval_sample_bytes, write_eval_task
+from sciclip_utils.tasks import load_tasks
 
 
 def _hub(root: Path) -> None:
@@ -72,7 +76,7 @@ def test_mirrors_test_splits_in_the_clip_benchmark_layout(
     assert len(list(dataset)) == 12
     retrieval = build_dataset(
         dataset_name="wds/retrieval/flickr30k",
-        root=str(dest / "retrieval-flickr30k"),
+        root=str(dest / task_folder("retrieval/flickr30k")),
         transform=transform,
         split="test",
         task="zeroshot_retrieval",
@@ -87,7 +91,7 @@ def test_a_download_killed_midway_resumes(tmp_path: Path) -> None:
     _hub(hub)
     shard = hub / EVALSET_REPOS["vtab/pcam"] / "test" / "1.tar"
     shard.write_bytes(os.urandom(4 * 2**20))  # 64 chunks of 64 KiB, 25 ms apart
-    part = dest / "vtab-pcam" / "test" / "1.tar.part"
+    part = dest / "wds_vtab-pcam_test" / "test" / "1.tar.part"
     with file_server(hub, delay_s=0.025) as (base, log):
         args = ["fetch", "evalsets", "--dest", str(dest), "--hf-endpoint", base, "--tasks", "vtab/pcam"]
         env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
@@ -105,14 +109,22 @@ def test_a_download_killed_midway_resumes(tmp_path: Path) -> None:
         assert cli.main(args) == 0
         ranged = [headers.get("range") for path, headers in log if path.endswith("/test/1.tar")]
     assert ranged == [f"bytes={done}-"]
-    assert (dest / "vtab-pcam" / "test" / "1.tar").read_bytes() == shard.read_bytes()
+    assert (dest / "wds_vtab-pcam_test" / "test" / "1.tar").read_bytes() == shard.read_bytes()
     assert not part.exists()
 
 
 def test_every_datacomp_task_has_a_source_and_unknown_tasks_are_refused(
     tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
-    assert len(EVALSET_REPOS) == 40
+    assert len(EVALSET_REPOS) == 40 and set(EVALSET_REPOS) == set(load_tasks("datacomp"))
+    for key, repo in EVALSET_REPOS.items():  # each mirror in the folder evaluation reads: the repo's name,
+        assert task_folder(key) == load_tasks("datacomp")[key].folder == repo.split("/")[1]
+    # ... which for DataComp's webdatasets is its download_evalsets.py / eval_utils folder
+    datacomp_folder = {
+        key: f"wds_{key.removeprefix('fairness/').replace('/', '-')}_test" for key in EVALSET_REPOS
+    }
+    assert task_folder("fairness/dollar_street") == datacomp_folder["fairness/dollar_street"]
+    assert sum(task_folder(key) == datacomp_folder[key] for key in EVALSET_REPOS) == 37
     assert EVALSET_REPOS["fairness/dollar_street"] == "djghosh/wds_dollar_street_test"
     assert (
         EVALSET_REPOS["vtab/kitti_closest_vehicle_distance"]
@@ -121,3 +133,37 @@ def test_every_datacomp_task_has_a_source_and_unknown_tasks_are_refused(
     assert cli.main(["fetch", "evalsets", "--dest", str(tmp_path / "d"), "--tasks", "imagenet1k,nope"]) == 2
     assert "unknown eval task(s) ['nope']" in capsys.readouterr().err
     assert not (tmp_path / "d").exists()
+
+
+def test_winogavil_is_mirrored_where_and_as_evaluation_reads_it(tmp_path: Path) -> None:
+    """The ``nlphuji/winogavil`` repo's files (loading script, instances csv, image zip) land in the task's
+    folder as they are, and evaluation's reader finds every instance's images in the mirrored zip."""
+    from sciclip_utils.evaluate import winogavil
+
+    hub, dest = tmp_path / "hub", tmp_path / "evalsets"
+    repo = hub / EVALSET_REPOS["misc/winogavil"]
+    repo.mkdir(parents=True)
+    (repo / ".gitattributes").write_text("*.zip filter=lfs\n")
+    (repo / "README.md").write_text("# Dataset Card for WinoGAViL\n")
+    (repo / "winogavil.py").write_text('""" WinoGAViL Loading Script """\n')
+    (repo / "winogavil_dataset.csv").write_text(
+        "ID,cue,candidates,associations,num_associations,num_candidates\n"
+        '7,Ocean,"[""wave"", ""fish"", ""car"", ""desk"", ""sand""]","[""wave"", ""sand""]",2,5\n'
+    )
+    with zipfile.ZipFile(repo / "winogavil_images.zip", "w") as archive:
+        for name in ("wave", "fish", "car", "desk", "sand"):
+            image = io.BytesIO()
+            Image.new("RGB", (8, 8), (len(name) * 40, 0, 0)).save(image, format="JPEG")
+            archive.writestr(f"winogavil_images/{name}.jpg", image.getvalue())
+    with file_server(hub) as (base, _):
+        args = ["fetch", "evalsets", "--dest", str(dest), "--hf-endpoint", base, "--tasks", "misc/winogavil"]
+        assert cli.main(args) == 0
+    folder = dest / load_tasks("datacomp")["misc/winogavil"].folder
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "README.md", "winogavil.py", "winogavil_dataset.csv", "winogavil_images.zip",
+    ]  # fmt: skip
+    winogavil.check(folder)
+    (instance,) = winogavil.read_instances(folder)
+    assert instance.cue == "Ocean" and list(instance.truth) == [True, False, False, False, True]
+    with winogavil.ImageArchive(folder / winogavil.IMAGES) as archive:
+        assert archive.image("sand").size == (8, 8)
