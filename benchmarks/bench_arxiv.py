@@ -17,15 +17,23 @@ import contextlib
 import gzip
 import io
 import re
-import shutil
 import subprocess
 import tarfile
 import tempfile
-import time
 from pathlib import Path
 
 import cv2
-from benchlib import FIXTURES, Report, arguments, interleaved, sample_corpus, shown, timed
+from benchlib import (
+    FIXTURES,
+    Report,
+    arguments,
+    interleaved,
+    report_whole_path,
+    sample_corpus,
+    shown,
+    timed,
+    whole_path,
+)
 from extraction import (
     encode_floor,
     output_pixels,
@@ -196,20 +204,13 @@ def main() -> None:
     sizes = [(pixels.shape[1], pixels.shape[0]) for pixels in outputs]
 
     with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
         counts: dict[str, int] = {}
-
-        def end_to_end() -> float:
-            start = time.perf_counter()
-            counts["ours"] = extract_arxiv([inputs], folder / "ours", workers=0, progress=False).pairs
-            seconds = time.perf_counter() - start
-            shutil.rmtree(folder / "ours")
-            return seconds
-
-        def baseline() -> float:
-            start = time.perf_counter()
-            counts["baseline"] = baseline_run(papers, folder) if papers else 0
-            return time.perf_counter() - start
+        end_to_end = whole_path(
+            lambda out: extract_arxiv([inputs], out, workers=0, progress=False).pairs,
+            lambda folder: baseline_run(papers, folder) if papers else 0,
+            Path(tmp),
+            counts,
+        )
 
         def floor(n: int) -> None:
             rasterize_floor(images[n][0], kinds[n], sizes[n])
@@ -218,8 +219,7 @@ def main() -> None:
         splits: list[dict] = []
         measurements = {
             "split": lambda: splits.append(split_round(items, process_item, TARGETS)) or splits[-1]["item"],
-            "ours": end_to_end,
-            "baseline": baseline,
+            **end_to_end,
             **{f"ours {n}": (lambda n=n: timed(lambda: ours(*images[n]))) for n in range(len(images))},
             **{f"floor {n}": (lambda n=n: timed(lambda: floor(n))) for n in range(len(images))},
         }
@@ -227,15 +227,9 @@ def main() -> None:
 
     best = min(splits, key=lambda split: split["item"] + split["writing"])
     report_split(report, GROUP, best)
-    ours_rate = counts["ours"] / times["ours"]["best"]
-    if counts.get("baseline"):
-        report.add(
-            GROUP, "whole path, 1 process (extract_arxiv workers=0)", ours_rate, "pairs/s",
-            baseline=counts["baseline"] / times["baseline"]["best"], baseline_name="obvious baseline",
-            target=">= 10", note=f"ours {counts['ours']} pairs, baseline {counts['baseline']} pairs",
-        )  # fmt: skip
-    else:
-        report.add(GROUP, "whole path, 1 process (extract_arxiv workers=0)", ours_rate, "pairs/s")
+    name = "whole path, 1 process (extract_arxiv workers=0)"
+    report_whole_path(report, GROUP, name, counts, times, target=">= 10")
+    if not counts.get("baseline"):
         report.note("the baseline reads single .gz papers only: no baseline for bulk tars")
     labels = {"pdf": "PDF", "postscript": "EPS", "raster": "raster"}
     total_ours = total_floor = 0.0

@@ -15,14 +15,22 @@ Run: ``.venv/bin/python benchmarks/bench_pmc.py [--json OUT] [--seconds S] [--co
 from __future__ import annotations
 
 import functools
-import shutil
 import tarfile
 import tempfile
 import time
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path, PurePosixPath
 
-from benchlib import FIXTURES, Report, arguments, interleaved, sample_corpus, shown
+from benchlib import (
+    FIXTURES,
+    Report,
+    arguments,
+    interleaved,
+    report_whole_path,
+    sample_corpus,
+    shown,
+    whole_path,
+)
 from extraction import (
     encode_floor,
     output_pixels,
@@ -128,27 +136,18 @@ def main() -> None:
         return time.perf_counter() - start
 
     with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
         counts: dict[str, int] = {}
-
-        def end_to_end() -> float:
-            start = time.perf_counter()
-            counts["ours"] = extract_pmc([inputs], folder / "ours", workers=0, progress=False).pairs
-            seconds = time.perf_counter() - start
-            shutil.rmtree(folder / "ours")
-            return seconds
-
-        def baseline() -> float:
-            start = time.perf_counter()
-            counts["baseline"] = baseline_run([Path(item.input) for item in items], folder)
-            return time.perf_counter() - start
-
+        end_to_end = whole_path(
+            lambda out: extract_pmc([inputs], out, workers=0, progress=False).pairs,
+            lambda folder: baseline_run([Path(item.input) for item in items], folder),
+            Path(tmp),
+            counts,
+        )
         splits: list[dict] = []
         measurements = {
             "split": lambda: splits.append(split_round(items, process, TARGETS)) or splits[-1]["item"],
             "floor": floor,
-            "ours": end_to_end,
-            "baseline": baseline,
+            **end_to_end,
         }
         times = interleaved(measurements, args.seconds, min_rounds=3)
 
@@ -159,11 +158,7 @@ def main() -> None:
         baseline=1000 * times["floor"]["best"] / len(pairs), baseline_name="1/8 decode+encode floor",
         target="<= 1.5",
     )  # fmt: skip
-    report.add(
-        GROUP, "whole path, 1 process (extract_pmc workers=0)", counts["ours"] / times["ours"]["best"], "pairs/s",
-        baseline=counts["baseline"] / times["baseline"]["best"], baseline_name="obvious baseline",
-        note=f"ours {counts['ours']} pairs, baseline {counts['baseline']} pairs",
-    )  # fmt: skip
+    report_whole_path(report, GROUP, "whole path, 1 process (extract_pmc workers=0)", counts, times)
     report_scaling(report, GROUP, scaling(replicated(items, args.copies), process, "pmc"))
     report.note(
         f"inputs: {shown(inputs)} ({len(items)} articles), best of {times['ours']['rounds']} interleaved rounds"
