@@ -118,6 +118,28 @@ def raster_decode_floor(data: bytes) -> np.ndarray | None:
     return cv2.imdecode(np.frombuffer(data, np.uint8), flag)
 
 
+def output_scale_flag(data: bytes, max_side: int = 512) -> int:
+    """The OpenCV flag that decodes a JPEG at the smallest of libjpeg's scales (1/8, 1/4, 1/2, 1) keeping
+    it at least as large as its output (longest side ``max_side``): the least a decoder must produce before
+    any resampling; other rasters in full."""
+    from PIL import Image
+
+    header = Image.open(io.BytesIO(data))
+    if header.format != "JPEG":
+        return cv2.IMREAD_COLOR
+    width, height = header.size
+    scale = max_side / max(width, height)
+    needed = (min(width, round(width * scale)), min(height, round(height * scale)))
+    for factor, flag in (
+        (8, cv2.IMREAD_REDUCED_COLOR_8),
+        (4, cv2.IMREAD_REDUCED_COLOR_4),
+        (2, cv2.IMREAD_REDUCED_COLOR_2),
+    ):
+        if -(-width // factor) >= needed[0] and -(-height // factor) >= needed[1]:
+            return flag
+    return cv2.IMREAD_COLOR
+
+
 def encode_floor(pixels: np.ndarray) -> bytes:
     """Encoding the output (512-px pixels) as the JPEG that is stored."""
     ok, jpeg = cv2.imencode(".jpg", pixels, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
