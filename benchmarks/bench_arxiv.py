@@ -6,7 +6,8 @@ The baseline reads each package with ``tarfile``, finds figures and captions wit
 renders PDFs with ``pdftoppm`` and EPS with Ghostscript at 150 dpi, and gives every image to Pillow (full
 decode, ``thumbnail``, JPEG); it writes a tar. An image's floor is rasterizing the same file at the output
 size (pypdfium2 for PDF, Ghostscript for EPS, a raster decoded at 1/8 scale for JPEG, in full otherwise
-and then, when larger, reduced to the output size by OpenCV's area averaging) plus encoding the output JPEG. Rounds are interleaved for ``--seconds``; the best round counts.
+and then, when larger, reduced to the output size by OpenCV's area averaging: a PNG has no reduced
+decoding) plus encoding the output JPEG. Rounds are interleaved for ``--seconds``; the best round counts.
 
 Run: ``.venv/bin/python benchmarks/bench_arxiv.py [--json OUT] [--seconds S] [--copies N]``
 """

@@ -1,11 +1,12 @@
 """The extraction runner: Dask distribution, resume and assembly.
 
 Each input item (a paper or article) is processed by a source-specific function on a Dask worker (a few
-consecutive items per Dask task), in a sandbox (:mod:`.sandbox`), which stores its pairs and its manifest row atomically as a part (:mod:`.parts`).
-A rerun skips items whose part exists. When all items are done, the parts are assembled in sorted key order
-into CommonPool shards, so the final output is the same whether the run was interrupted or not (killed at
-any moment, resumed any number of times). A Dask worker that dies anyway (isolation off) is replaced by its
-nanny and its item is marked ``failed`` (stage ``worker``).
+consecutive items per Dask task), in a sandbox (:mod:`.sandbox`), which stores its pairs and its manifest
+row atomically as a part (:mod:`.parts`). A rerun skips items whose part exists. When all items are done,
+the parts are assembled in sorted key order into CommonPool shards, so the final output is the same
+whether the run was interrupted or not (killed at any moment, resumed any number of times). A Dask worker
+that dies anyway (isolation off) is replaced by its nanny and its item is marked ``failed`` (stage
+``worker``).
 """
 
 from __future__ import annotations
