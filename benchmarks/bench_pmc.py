@@ -181,7 +181,7 @@ def main() -> None:
         "output is over half the file's size, as for these 640x480 stand-ins), plus the encoding",
     )  # fmt: skip
     report_whole_path(report, GROUP, "whole path, 1 process (extract_pmc workers=0)", counts, times)
-    report_scaling(report, GROUP, scaling(replicated(items, args.copies), process, "pmc"))
+    report_scaling(report, GROUP, scaling(replicated(items, args.copies), process, "pmc", args.seconds / 2))
     report.note(
         f"inputs: {shown(inputs)} ({len(items)} articles), best of {times['ours']['rounds']} interleaved rounds"
     )

@@ -102,6 +102,10 @@ def run_extraction(
     return assemble(selected, out, source=source, samples_per_shard=samples_per_shard)
 
 
+DASK_SETTINGS = {  # of the LocalCluster run_extraction starts
+    "distributed.scheduler.allowed-failures": 1,  # a task that kills its worker twice is failed
+    "distributed.scheduler.worker-saturation": 1.0,  # one task per worker: a death blames only it
+}
 TASKS_PER_WORKER = 8  # tasks per worker at least: the last ones still even out the workers' loads
 MAX_ITEMS_PER_TASK = 8
 
@@ -120,11 +124,7 @@ def _run_on_dask(
     """Run ``todo`` on Dask in tasks of several items (see :func:`task_batches`); the items left without a
     part by a task that failed (its worker died twice) run again one per task, so that only the item that
     kills its worker is marked ``failed`` (stage ``worker``)."""
-    settings = {
-        "distributed.scheduler.allowed-failures": 1,  # a task that kills its worker twice is failed
-        "distributed.scheduler.worker-saturation": 1.0,  # one task per worker: a death blames only it
-    }
-    with dask_client(workers, scheduler, parts_dir.parent / "tmp" / "dask", settings) as client:
+    with dask_client(workers, scheduler, parts_dir.parent / "tmp" / "dask", DASK_SETTINGS) as client:
         batches = task_batches(todo, sum(client.nthreads().values()))
         bar = show_progress(None, progress, f"extract {source}", "item", len(todo))
         failed = _run_batches(client, batches, process, parts_dir, limits, bar)
