@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import statistics
 import time
 from collections.abc import Callable
@@ -150,6 +151,42 @@ def timed(work: Callable[[], object]) -> float:
     start = time.perf_counter()
     work()
     return time.perf_counter() - start
+
+
+def whole_path(
+    ours: Callable[[Path], int], baseline: Callable[[Path], int], folder: Path, counts: dict[str, int]
+) -> dict[str, Callable[[], float]]:
+    """The end-to-end measurements for :func:`interleaved`: ``ours`` (our extraction into a fresh folder,
+    removed untimed after each run) and ``baseline`` (the obvious code, writing under ``folder``), each
+    returning its pair count, which lands in ``counts``."""
+
+    def measure(name: str, run: Callable[[Path], int], out: Path) -> Callable[[], float]:
+        def seconds() -> float:
+            start = time.perf_counter()
+            counts[name] = run(out)
+            elapsed = time.perf_counter() - start
+            if out != folder:
+                shutil.rmtree(out, ignore_errors=True)
+            return elapsed
+
+        return seconds
+
+    return {"ours": measure("ours", ours, folder / "ours"), "baseline": measure("baseline", baseline, folder)}
+
+
+def report_whole_path(
+    report: Report, group: str, name: str, counts: dict[str, int], times: dict, target: str = ""
+) -> None:
+    """Our pairs/s next to the baseline's, from the best rounds of :func:`whole_path`'s measurements."""
+    ours = counts["ours"] / times["ours"]["best"]
+    if not counts.get("baseline"):
+        report.add(group, name, ours, "pairs/s")
+        return
+    report.add(
+        group, name, ours, "pairs/s",
+        baseline=counts["baseline"] / times["baseline"]["best"], baseline_name="obvious baseline",
+        target=target, note=f"ours {counts['ours']} pairs, baseline {counts['baseline']} pairs",
+    )  # fmt: skip
 
 
 def interleaved(measurements: dict[str, Callable[[], float]], seconds: float, min_rounds: int = 2) -> dict:

@@ -374,6 +374,33 @@ def test_single_tex_pdf_only_and_unsafe_members(tmp_path: Path) -> None:
     assert any(p.startswith("member skipped: ../escape.tex") for p in result.problems)
 
 
+def test_each_tex_file_is_parsed_for_includes_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ranking the candidates resolves every file's includes for each candidate main file, but parses
+    the file once; a file without an include command gives none without a brace map."""
+    from sciclip_utils import latex
+    from sciclip_utils.latex import source
+
+    files = {f"sec{n}.tex": f"\\section{{S{n}}} text\\\\ more".encode() for n in range(6)}
+    files["main.tex"] = (
+        b"\\documentclass{article}\\begin{document}\\input{sec0}\\include{sec1}\\end{document}"
+    )
+    parsed: list[str] = []
+    find_includes = latex.find_includes
+    monkeypatch.setattr(latex, "find_includes", lambda text: parsed.append(text) or find_includes(text))
+    project = arxiv.Project(files)
+    assert project.main_file() == "main.tex"
+    assert sorted(parsed) == sorted(project.source(name) for name in files)
+    source.cached_source.cache_clear()
+    assert (
+        latex.find_includes(project.source("sec2.tex")) == []
+        and source.cached_source.cache_info().misses == 0
+    )
+    assert [found[2:] for found in latex.find_includes(project.source("main.tex"))] == [
+        ("input", "sec0"),
+        ("include", "sec1"),
+    ]
+
+
 def test_main_file_ranking_and_graphic_resolution() -> None:
     project = arxiv.Project(
         {

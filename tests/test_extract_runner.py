@@ -25,7 +25,7 @@ from sciclip_utils import commonpool
 from sciclip_utils.commonpool import Record
 from sciclip_utils.extract.items import ExtractionError, ItemResult, WorkItem
 from sciclip_utils.extract.parts import MANIFEST_COLUMNS, part_path
-from sciclip_utils.extract.runner import run_extraction
+from sciclip_utils.extract.runner import run_extraction, task_batches
 from sciclip_utils.extract.sandbox import ENV_ISOLATE, ENV_ITEM_MEMORY, ENV_ITEM_TIMEOUT, ItemLimits
 from sciclip_utils.images import prepare_image
 
@@ -300,3 +300,25 @@ def test_a_dying_dask_worker_fails_only_its_item(tmp_path: Path) -> None:
     assert (rows.loc["p3", "status"], rows.loc["p3", "stage"]) == ("failed", "worker")
     assert "KilledWorker" in rows.loc["p3", "reason"]
     assert list(rows.drop(index="p3").status) == ["ok", "ok", "ok", "ok", "failed"]
+
+
+def _kill_worker_at_p4(item: WorkItem) -> ItemResult:
+    if item.paper_id == "p4":
+        os.kill(os.getpid(), signal.SIGKILL)
+    return _process(item)
+
+
+def test_items_run_in_batches_and_a_dying_worker_still_fails_only_its_item(tmp_path: Path) -> None:
+    """Several items per Dask task; the items a killed task left undone run again one per task, so only
+    the item that kills its worker is failed (the one after it in its batch finishes)."""
+    items = _items(40)
+    assert [len(batch) for batch in task_batches(items, 2)] == [2] * 20
+    assert [item.paper_id for item in task_batches(items, 2)[2]] == ["p4", "p5"]
+    summary = run_extraction(
+        items, _kill_worker_at_p4, tmp_path / "dask", source="test", workers=2, isolate=False, progress=False
+    )
+    alone = run_extraction(items, _process, tmp_path / "here", source="test", workers=0, progress=False)
+    rows, expected = (frame.set_index("paper_id") for frame in (summary.manifest, alone.manifest))
+    assert (rows.loc["p4", "stage"], "KilledWorker" in rows.loc["p4", "reason"]) == ("worker", True)
+    assert rows.drop(index="p4").status.equals(expected.drop(index="p4").status)
+    assert rows.loc["p5", "status"] == "failed" and rows.loc["p5", "stage"] == "unknown"  # its own error

@@ -81,6 +81,7 @@ class Project:
         self._folded = {key.lower(): name for key, name in sorted(self._exact.items(), reverse=True)}
         self._sources: dict[str, str] = {}
         self._include_cache: dict[tuple[str, str], list[str]] = {}
+        self._include_commands: dict[str, list[tuple[int, int, str, str]]] = {}
 
     # -- text files --------------------------------------------------------------------------------------
     def source(self, name: str) -> str:
@@ -122,7 +123,9 @@ class Project:
         key = (name, main)
         if key not in self._include_cache:
             found = []
-            for _start, _end, command, target in latex.find_includes(self.source(name)):
+            if name not in self._include_commands:  # parsed once per file, resolved once per main file
+                self._include_commands[name] = latex.find_includes(self.source(name))
+            for _start, _end, command, target in self._include_commands[name]:
                 resolved = self.resolve_include(target, command, name, main)
                 if resolved and resolved != name:
                     found.append(resolved)

@@ -1,11 +1,12 @@
 """The extraction runner: Dask distribution, resume and assembly.
 
-Each input item (a paper or article) is processed by a source-specific function on a Dask worker, in a
-sandbox (:mod:`.sandbox`), which stores its pairs and its manifest row atomically as a part (:mod:`.parts`).
-A rerun skips items whose part exists. When all items are done, the parts are assembled in sorted key order
-into CommonPool shards, so the final output is the same whether the run was interrupted or not (killed at
-any moment, resumed any number of times). A Dask worker that dies anyway (isolation off) is replaced by its
-nanny and its item is marked ``failed`` (stage ``worker``).
+Each input item (a paper or article) is processed by a source-specific function on a Dask worker (a few
+consecutive items per Dask task), in a sandbox (:mod:`.sandbox`), which stores its pairs and its manifest
+row atomically as a part (:mod:`.parts`). A rerun skips items whose part exists. When all items are done,
+the parts are assembled in sorted key order into CommonPool shards, so the final output is the same
+whether the run was interrupted or not (killed at any moment, resumed any number of times). A Dask worker
+that dies anyway (isolation off) is replaced by its nanny and its item is marked ``failed`` (stage
+``worker``).
 """
 
 from __future__ import annotations
@@ -101,6 +102,14 @@ def run_extraction(
     return assemble(selected, out, source=source, samples_per_shard=samples_per_shard)
 
 
+DASK_SETTINGS = {  # of the LocalCluster run_extraction starts
+    "distributed.scheduler.allowed-failures": 1,  # a task that kills its worker twice is failed
+    "distributed.scheduler.worker-saturation": 1.0,  # one task per worker: a death blames only it
+}
+TASKS_PER_WORKER = 8  # tasks per worker at least: the last ones still even out the workers' loads
+MAX_ITEMS_PER_TASK = 8
+
+
 def _run_on_dask(
     todo: list[WorkItem],
     process: Callable[[WorkItem], ItemResult],
@@ -112,26 +121,68 @@ def _run_on_dask(
     progress: bool,
     limits: ItemLimits | None,
 ) -> None:
+    """Run ``todo`` on Dask in tasks of several items (see :func:`task_batches`); the items left without a
+    part by a task that failed (its worker died twice) run again one per task, so that only the item that
+    kills its worker is marked ``failed`` (stage ``worker``)."""
+    with dask_client(workers, scheduler, parts_dir.parent / "tmp" / "dask", DASK_SETTINGS) as client:
+        batches = task_batches(todo, sum(client.nthreads().values()))
+        bar = show_progress(None, progress, f"extract {source}", "item", len(todo))
+        failed = _run_batches(client, batches, process, parts_dir, limits, bar)
+        left = [item for batch, _ in failed for item in batch if not part_path(parts_dir, item.key).is_file()]
+        for (item,), exc in _run_batches(client, [[item] for item in left], process, parts_dir, limits, bar):
+            reason = f"worker died or task errored ({type(exc).__name__}: {exc})"
+            result = ItemResult([], status="failed", stage="worker", reason=reason)
+            write_part(part_path(parts_dir, item.key), [], manifest_row(item, result, 0.0))
+        if progress:
+            bar.close()
+
+
+def task_batches(todo: list[WorkItem], threads: int) -> list[list[WorkItem]]:
+    """``todo`` in consecutive batches, one Dask task each: up to :data:`MAX_ITEMS_PER_TASK` items, and at
+    least :data:`TASKS_PER_WORKER` tasks per worker thread. Fewer, larger tasks cost the scheduler, the
+    client and the workers less per item (what two workers on two cores compete with them for)."""
+    size = max(1, min(MAX_ITEMS_PER_TASK, len(todo) // (max(threads, 1) * TASKS_PER_WORKER)))
+    return [todo[start : start + size] for start in range(0, len(todo), size)]
+
+
+def _run_batches(
+    client: Any,
+    batches: list[list[WorkItem]],
+    process: Callable[[WorkItem], ItemResult],
+    parts_dir: Path,
+    limits: ItemLimits | None,
+    bar: Any,
+) -> list[tuple[list[WorkItem], BaseException]]:
+    """Run each batch as one task; the batches whose task failed, with the exception."""
     from distributed import as_completed
 
-    settings = {
-        "distributed.scheduler.allowed-failures": 1,  # an item that kills its worker twice is failed
-        "distributed.scheduler.worker-saturation": 1.0,  # one task per worker: a death blames only it
-    }
-    with dask_client(workers, scheduler, parts_dir.parent / "tmp" / "dask", settings) as client:
-        futures = client.map(
-            run_item, todo, process=process, parts_dir=str(parts_dir), limits=limits, pure=False
-        )
-        by_key = {future.key: item for future, item in zip(futures, todo, strict=True)}
-        completed = as_completed(futures)
-        for future in show_progress(completed, progress, f"extract {source}", "item", len(todo)):
-            if future.status == "error":
-                item = by_key[future.key]
-                exc = future.exception()
-                reason = f"worker died or task errored ({type(exc).__name__}: {exc})"
-                result = ItemResult([], status="failed", stage="worker", reason=reason)
-                write_part(part_path(parts_dir, item.key), [], manifest_row(item, result, 0.0))
-            future.release()
+    futures = client.map(
+        run_items, batches, process=process, parts_dir=str(parts_dir), limits=limits, pure=False
+    )
+    by_key = {future.key: batch for future, batch in zip(futures, batches, strict=True)}
+    failed = []
+    for future in as_completed(futures):
+        batch = by_key[future.key]
+        if future.status == "error":
+            failed.append((batch, future.exception()))
+        if bar is not None:
+            bar.update(len(batch))
+        future.release()
+    return failed
+
+
+def run_items(
+    items: list[WorkItem],
+    process: Callable[[WorkItem], ItemResult],
+    parts_dir: str,
+    limits: ItemLimits | None = None,
+) -> int:
+    """:func:`run_item` on each item that has no part yet (a task run again after its worker died resumes
+    where it stopped); the number of items run."""
+    todo = [item for item in items if not part_path(Path(parts_dir), item.key).is_file()]
+    for item in todo:
+        run_item(item, process, parts_dir, limits)
+    return len(todo)
 
 
 def _iter_parts(items: Sequence[WorkItem], parts_dir: Path) -> Iterator[tuple[dict[str, Any], list[Record]]]:

@@ -262,10 +262,9 @@ def cached_source(text: str) -> Source:
 # \input, \graphicspath
 # --------------------------------------------------------------------------------------------------
 
-_INCLUDE_RE = re.compile(
-    r"\\\\|\\(input|include|subfile|import|subimport|inputfrom|includefrom|subinputfrom|subincludefrom)"
-    r"(?![a-zA-Z@])"
-)
+_INCLUDE_COMMANDS = "input|include|subfile|import|subimport|inputfrom|includefrom|subinputfrom|subincludefrom"
+_INCLUDE_RE = re.compile(r"\\\\|\\(" + _INCLUDE_COMMANDS + r")(?![a-zA-Z@])")
+_ANY_INCLUDE_RE = re.compile(r"\\(?:" + _INCLUDE_COMMANDS + ")")  # in the text: in the masked text too
 _TEX_FILENAME_RE = re.compile(r"[^\s{}\\%]+")
 
 
@@ -278,6 +277,8 @@ def find_includes(tex: str) -> list[tuple[int, int, str, str]]:
     ``\\subfile{x}`` and ``\\import{dir}{file}`` (also ``\\subimport``, ``\\inputfrom``...; target
     ``dir/file``) outside comments; ``start:end`` is the span to replace. Targets holding macro
     parameters (``#1``) are left out."""
+    if _ANY_INCLUDE_RE.search(tex) is None:  # most files: no masked text and brace map needed
+        return []
     src = cached_source(tex)
     found = []
     for m in _INCLUDE_RE.finditer(src.masked):
