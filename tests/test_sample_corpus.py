@@ -196,7 +196,7 @@ def test_web_pool_is_commonpool_with_short_noisy_alt_texts(tiny_corpus: tuple[Pa
     assert list(rows.figure_id) == [plant["figure_id"] for plant in planted]
 
 
-def test_printed_digits_are_legible_at_the_tiny_models_resolution_and_a_fifth_of_the_pool(
+def test_printed_digits_are_legible_at_the_tiny_models_resolution_and_a_quarter_of_the_pool(
     tiny_corpus: tuple[Path, CorpusSummary],
 ) -> None:
     from sciclip_utils.commonpool import read_metadata
@@ -217,8 +217,8 @@ def test_printed_digits_are_legible_at_the_tiny_models_resolution_and_a_fifth_of
     digit_captions = texts.str.fullmatch(
         r"(?:the |a sign with the |house )?(?:number |digit )?\d(?: sign| sticker)?"
     )
-    assert 0.15 <= digit_captions.mean() <= 0.25  # 24 % of the images are digits, 20 % of alt texts noise
-    assert summary.commonpool["kinds"]["digit"] / summary.commonpool["images"] >= 0.2
+    assert 0.2 <= digit_captions.mean() <= 0.3  # 30 % of the images are digits, 20 % of alt texts noise
+    assert summary.commonpool["kinds"]["digit"] / summary.commonpool["images"] >= 0.25
 
 
 def test_eval_sets_load_through_clip_benchmark(tiny_corpus: tuple[Path, CorpusSummary]) -> None:
