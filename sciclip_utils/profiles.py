@@ -78,7 +78,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
             "warmup": 20,
             "wd": 0.2,
             "beta2": 0.98,
-            "samples_seen": 20_000,
+            "samples_seen": 30_000,
             "checkpoints": 2,
             "precision": "fp32",
             "workers": 1,

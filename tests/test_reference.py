@@ -32,7 +32,7 @@ def test_profile_page_lists_every_parameter_of_every_profile(pages: dict[str, st
             row = next(line for line in section.splitlines() if line.startswith(f"| `{key}` |"))
             cells = [cell.strip() for cell in row.strip("|").split(" | ")][1:]
             assert len(cells) == len(profiles.PROFILES), row
-    assert "| `samples_seen` | `20,000` | `12,800,000` | `128,000,000` |" in page
+    assert "| `samples_seen` | `30,000` | `12,800,000` | `128,000,000` |" in page
     assert "| `.decontaminated_sources()` | `runs/PROFILE/decontaminated/arxiv/`" in page
 
 

@@ -196,6 +196,31 @@ def test_web_pool_is_commonpool_with_short_noisy_alt_texts(tiny_corpus: tuple[Pa
     assert list(rows.figure_id) == [plant["figure_id"] for plant in planted]
 
 
+def test_printed_digits_are_legible_at_the_tiny_models_resolution_and_a_quarter_of_the_pool(
+    tiny_corpus: tuple[Path, CorpusSummary],
+) -> None:
+    from sciclip_utils.commonpool import read_metadata
+
+    out, summary = tiny_corpus
+    members = _tar_members(out / "evalsets" / "digits" / "test" / "0.tar")
+    luma = np.array([0.299, 0.587, 0.114])
+    for name, data in members.items():
+        if not name.endswith(".jpg"):
+            continue
+        pixels = (
+            np.asarray(Image.open(io.BytesIO(data)).convert("RGB").resize((64, 64)), dtype=np.float32) @ luma
+        )
+        border = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])
+        glyph_contrast = np.percentile(np.abs(pixels - np.median(border)), 97)  # the glyph covers > 3 %
+        assert glyph_contrast >= 60, f"{name}: the digit barely stands out ({glyph_contrast:.0f})"
+    texts = read_metadata(out / "commonpool").text
+    digit_captions = texts.str.fullmatch(
+        r"(?:the |a sign with the |house )?(?:number |digit )?\d(?: sign| sticker)?"
+    )
+    assert 0.2 <= digit_captions.mean() <= 0.3  # 30 % of the images are digits, 20 % of alt texts noise
+    assert summary.commonpool["kinds"]["digit"] / summary.commonpool["images"] >= 0.25
+
+
 def test_eval_sets_load_through_clip_benchmark(tiny_corpus: tuple[Path, CorpusSummary]) -> None:
     from clip_benchmark.datasets.builder import build_dataset
     from torchvision import transforms

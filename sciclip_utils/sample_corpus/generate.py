@@ -66,7 +66,7 @@ PLANTS: tuple[tuple[str, int, str, int, str], ...] = (
     ("colors", 4, "commonpool", 200, "colour+jpeg80"),
 )
 PARTS = ("arxiv", "pmc", "commonpool", "evalsets", "corpus_summary.json")
-GENERATOR_VERSION = 3  # bump when the generator's output changes, so stale corpora are not reused
+GENERATOR_VERSION = 4  # bump when the generator's output changes, so stale corpora are not reused
 
 
 @dataclass

@@ -25,7 +25,10 @@ BACKGROUNDS = {
     "black": (22, 22, 22),
     "beige": (226, 214, 188),
 }
-KIND_WEIGHTS = {"shape": 0.50, "scene": 0.10, "texture": 0.10, "digit": 0.16, "chart": 0.06, "photo": 0.08}
+# Digits are 30 % of the pool: ten classes told apart by glyph shape alone need more pairs than colours do
+# before the tiny model (30k samples seen) learns them; measured at tiny, one seed: digits acc 0.26 at 0.24,
+# 0.40 at 0.30 (coloured digits at 0.16 sat at chance).
+KIND_WEIGHTS = {"shape": 0.46, "scene": 0.06, "texture": 0.06, "digit": 0.30, "chart": 0.05, "photo": 0.07}
 NOISE_CAPTIONS = (
     "IMG_{n}.JPG", "DSC{n}", "click here", "Buy now - free shipping!", "image", "untitled", "thumbnail",
     "product photo", "home decor ideas", "best price guaranteed", "screenshot", "logo", "photo {n}",
@@ -67,8 +70,8 @@ def sample_natural(rng: np.random.Generator, kind: str | None = None) -> Natural
         p.update(
             pattern=str(rng.choice(["striped", "checkered", "polka dot"])), period=int(rng.integers(8, 28))
         )
-    elif kind == "digit":
-        p.update(digit=int(rng.integers(10)), background=str(rng.choice(list(BACKGROUNDS))))
+    elif kind == "digit":  # printed like house numbers and signs: dark ink on a light tint, or light on dark
+        p.update(digit=int(rng.integers(10)), tone=str(rng.choice(["light", "light", "light", "dark"])))
     elif kind == "chart":
         p.update(chart=str(rng.choice(["bars", "pie", "growth"])))
     elif kind != "photo":
@@ -139,10 +142,16 @@ def natural_image(spec: NaturalSpec) -> Image.Image:
                         (a + period * 0.2, b + period * 0.2, a + period * 0.8, b + period * 0.8), fill=main
                     )
     elif spec.kind == "digit":
-        draw.rectangle((0, 0, big, big), fill=_jitter(rng, BACKGROUNDS[p["background"]], 8))
+        light = p["tone"] == "light"
+        # black or white ink: the glyph, not a colour, is what the alt text names (coloured digits taught the
+        # tiny model colour, not digits); the paper's hue varies so that pool digits stay distinct from the
+        # eval set's under the decontamination descriptor (grey paper made 4 % of pool digits look-alikes)
+        paper = rng.uniform(*((130, 255) if light else (0, 100)), 3)
+        draw.rectangle((0, 0, big, big), fill=tuple(int(c) for c in paper))
+        ink = _jitter(rng, BACKGROUNDS["black" if light else "white"], 8)
         font = _font(int(rng.uniform(0.45, 0.8) * big))
         position = (big / 2 + rng.normal(0, big * 0.06), big / 2 + rng.normal(0, big * 0.06))
-        draw.text(position, str(p["digit"]), fill=main, font=font, anchor="mm")
+        draw.text(position, str(p["digit"]), fill=ink, font=font, anchor="mm")
     elif spec.kind == "chart":
         _web_chart(draw, rng, p["chart"], main, other, big)
     else:  # a blurry "photo": overlapping soft blobs
@@ -270,11 +279,9 @@ def alt_text(spec: NaturalSpec, rng: np.random.Generator, noise: float = 0.2) ->
     elif spec.kind == "digit":
         digit = p["digit"]
         options = [
-            f"the number {digit}",
-            f"house number {digit} sign",
-            f"number {digit} sticker",
-            f"digit {digit}",
-        ]
+            f"the number {digit}", f"house number {digit} sign", f"number {digit} sticker", f"digit {digit}",
+            f"the digit {digit}", f"a sign with the number {digit}", f"number {digit}", f"{digit}",
+        ]  # fmt: skip
     elif spec.kind == "chart":
         options = ["business growth chart", "infographic", "sales statistics", "market share pie chart",
                    "bar graph icon", "financial report"]  # fmt: skip
