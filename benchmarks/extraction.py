@@ -161,26 +161,21 @@ def replicated(items: Sequence[WorkItem], copies: int) -> list[WorkItem]:
 def scaling(
     items: Sequence[WorkItem], process: Callable[[WorkItem], ItemResult], source: str, seconds: float
 ) -> dict:
-    """Seconds of ``run_extraction`` on 1 and on 2 Dask workers: both clusters configured as the runner
-    configures its own (:data:`~sciclip_utils.extract.runner.DASK_SETTINGS`), started and warmed up by an
-    untimed run first (the figure is the work, not the start-up), then their runs alternated for
+    """Seconds of ``run_extraction`` on 1 and on 2 Dask workers: both clusters started as the runner starts
+    its own (``cluster.dask_client`` with :data:`~sciclip_utils.extract.runner.DASK_SETTINGS`) and warmed
+    up by an untimed run first (the figure is the work, not the start-up), then their runs alternated for
     ``seconds`` (at least twice each) so that both meet the same load, the best of each; the pairs
     extracted (the writer keeps one of each duplicate)."""
-    import dask
-    from distributed import LocalCluster
-
+    from sciclip_utils.cluster import dask_client
     from sciclip_utils.extract.runner import DASK_SETTINGS
 
     counts = {"runs": 0, "pairs": 0}
-    settings = {**DASK_SETTINGS, "distributed.worker.daemon": False}
-    with dask.config.set(settings), contextlib.ExitStack() as stack:
+    with contextlib.ExitStack() as stack:
         folder = Path(stack.enter_context(tempfile.TemporaryDirectory()))
-        clusters = {
+        schedulers = {
             workers: stack.enter_context(
-                LocalCluster(
-                    n_workers=workers, threads_per_worker=1, host="127.0.0.1", dashboard_address="127.0.0.1:0"
-                )
-            )
+                dask_client(workers, None, folder / "dask", DASK_SETTINGS)
+            ).scheduler.address
             for workers in (1, 2)
         }
 
@@ -188,17 +183,17 @@ def scaling(
             out = folder / str(counts["runs"])
             counts["runs"] += 1
             start = time.perf_counter()
-            summary = run_extraction(items, process, out, source=source, scheduler=clusters[workers].scheduler_address, progress=False)  # fmt: skip
+            summary = run_extraction(items, process, out, source=source, scheduler=schedulers[workers], progress=False)  # fmt: skip
             elapsed = time.perf_counter() - start
             counts["pairs"] = pairs_extracted(summary.manifest)
             shutil.rmtree(out)
             return elapsed
 
-        for workers in clusters:
+        for workers in schedulers:
             run(workers)
-        times = interleaved({workers: functools.partial(run, workers) for workers in clusters}, seconds)
+        times = interleaved({workers: functools.partial(run, workers) for workers in schedulers}, seconds)
     return {
-        "seconds": {workers: times[workers]["best"] for workers in clusters},
+        "seconds": {workers: times[workers]["best"] for workers in schedulers},
         "rounds": times[1]["rounds"],
         "pairs": counts["pairs"],
     }
