@@ -124,23 +124,19 @@ def _column(name: str, field: str, group_by: tuple[str, ...]) -> int:
 # ---- data ---------------------------------------------------------------------------------------------
 
 
-def loader(folder: Path, grouping: Grouping, preprocess: Any, batch_size: int, workers: int) -> Any:
-    """Batches of (images, targets) from ``folder``'s test shards, in clip_benchmark's order; a target row
-    is the class followed by the sample's metadata vector, so the groups travel with the samples."""
-    import torch
+def samples(folder: Path, grouping: Grouping, preprocess: Any) -> Any:
+    """The (image, target) samples of ``folder``'s test shards, in clip_benchmark's order; a target row is
+    the class followed by the sample's metadata vector, so the groups travel with the samples."""
     import webdataset as wds
 
     shards = int((folder / "test" / "nshards.txt").read_text().split()[0])
-    dataset = (
+    return (
         wds.WebDataset(
             str(folder / "test" / f"{{0..{shards - 1}}}.tar"), nodesplitter=_every_shard, shardshuffle=False
         )
         .decode(wds.autodecode.ImageHandler("pil", extensions=IMAGE_EXTENSIONS.split(";")))
         .to_tuple("__key__", IMAGE_EXTENSIONS, "cls", "npy")
         .map(partial(_sample, preprocess, len(grouping.fields)))
-    )
-    return torch.utils.data.DataLoader(
-        dataset.batched(batch_size), batch_size=None, shuffle=False, num_workers=workers
     )
 
 

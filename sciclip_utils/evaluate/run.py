@@ -216,11 +216,11 @@ def load_model(model_name: str, checkpoint: Path) -> tuple[Any, Any, Any]:
     return clip, preprocess, open_clip.get_tokenizer(model_name)
 
 
-def _loader(task: Task, folder: Path, preprocess: Any, batch_size: int, workers: int) -> Any:
-    import torch
+def _dataset(task: Task, folder: Path, preprocess: Any) -> Any:
+    """clip_benchmark's webdataset of one task's test split (with its classes and templates)."""
     from clip_benchmark.datasets.builder import build_dataset
 
-    dataset = build_dataset(
+    return build_dataset(
         dataset_name=f"wds/{task.key}",
         root=str(folder),
         transform=preprocess,
@@ -228,10 +228,15 @@ def _loader(task: Task, folder: Path, preprocess: Any, batch_size: int, workers:
         download=False,
         task="zeroshot_retrieval" if task.retrieval else "zeroshot_classification",  # worst-group tasks too
     )
-    loader = torch.utils.data.DataLoader(
+
+
+def batch_loader(dataset: Any, batch_size: int, workers: int) -> Any:
+    """A DataLoader over a webdataset's batches, in the dataset's order."""
+    import torch
+
+    return torch.utils.data.DataLoader(
         dataset.batched(batch_size), batch_size=None, shuffle=False, num_workers=workers
     )
-    return dataset, loader
 
 
 def predict(
@@ -243,12 +248,14 @@ def predict(
     if task.task == "winogavil":
         return winogavil.predict(clip, preprocess, tokenizer, folder, batch_size)
     device = next(clip.parameters()).device.type
-    dataset, loader = _loader(task, folder, preprocess, batch_size, workers)
+    dataset = _dataset(task, folder, preprocess)
     if task.retrieval:
-        return _predict_retrieval(clip, tokenizer, loader, device)
+        return _predict_retrieval(clip, tokenizer, batch_loader(dataset, batch_size, workers), device)
     grouping = grouped.GROUPINGS.get(task.key)
     if grouping is not None:  # the same samples in the same order, with their metadata vectors as targets
-        loader = grouped.loader(folder, grouping, preprocess, batch_size, workers)
+        loader = batch_loader(grouped.samples(folder, grouping, preprocess), batch_size, workers)
+    else:
+        loader = batch_loader(dataset, batch_size, workers)
     classifier = zsc.zero_shot_classifier(
         clip, tokenizer, dataset.classes, dataset.templates, device, amp=False
     )
