@@ -190,7 +190,7 @@ def rasterize_floor(data: bytes, kind: str, size: tuple[int, int]) -> object:
 
 
 def main() -> None:
-    args = arguments(__doc__, copies=(int, 3, "copies of the papers for the worker scaling"))
+    args = arguments(__doc__, copies=(int, 6, "copies of the papers for the worker scaling"))
     report = Report("bench_arxiv")
     inputs = FIXTURES / "arxiv"
     if not inputs.is_dir():

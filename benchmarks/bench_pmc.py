@@ -74,7 +74,9 @@ def baseline_article(path: Path) -> list[tuple[bytes, str]]:
         with tarfile.open(path) as tar:
             files = {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}
     xml_name = next(n for n in sorted(files) if n.endswith((".nxml", ".xml")))
-    by_stem = {PurePosixPath(n).stem: n for n in files if not n.endswith((".nxml", ".xml", ".pdf"))}
+    images = [n for n in files if not n.endswith((".nxml", ".xml", ".pdf"))]
+    # the figure, not its GIF thumbnail: PMC packages hold both under the same stem
+    by_stem = {PurePosixPath(n).stem: n for n in sorted(images, key=lambda n: not n.endswith(".gif"))}
     pairs = []
     for fig in ElementTree.fromstring(files[xml_name]).iter("fig"):
         caption, graphic = fig.find("caption"), fig.find(".//graphic")
@@ -119,7 +121,7 @@ def collect_pairs(items: list, process: functools.partial) -> list[tuple[list[by
 
 
 def main() -> None:
-    args = arguments(__doc__, copies=(int, 3, "copies of the articles for the worker scaling"))
+    args = arguments(__doc__, copies=(int, 7, "copies of the articles for the worker scaling"))
     report = Report("bench_pmc")
     keep_freed_memory()  # as in the sandbox process that runs the items of an extraction
     inputs = FIXTURES / "pmc"

@@ -20,6 +20,7 @@ import numpy as np
 from benchlib import interleaved
 
 from sciclip_utils.extract import ItemResult, WorkItem, run_extraction
+from sciclip_utils.extract.runner import task_batches
 
 JPEG_QUALITY = 95  # the output JPEG quality (sciclip_utils.images.JPEG_QUALITY)
 PHASES = ("reading", "parsing", "captions", "images", "writing")
@@ -196,6 +197,8 @@ def scaling(
         "seconds": {workers: times[workers]["best"] for workers in schedulers},
         "rounds": times[1]["rounds"],
         "pairs": counts["pairs"],
+        "items": len(items),
+        "per_task": {workers: len(task_batches(list(items), workers)[0]) for workers in schedulers},
     }
 
 
@@ -227,6 +230,7 @@ def report_scaling(report: Any, group: str, result: dict) -> None:
     report.add(
         group, "2 Dask workers (speed-up over 1)", pairs / two, "pairs/s",
         baseline=pairs / one, baseline_name="1 worker", target=">= 1.7",
-        note=f"{pairs} pairs; LocalClusters set up as the runner's, warmed up, then their runs alternated, "
-        f"best of {result['rounds']} each",
+        note=f"{result['items']} items ({result['per_task'][1]} / {result['per_task'][2]} per task), {pairs} "
+        f"pairs; LocalClusters set up as the runner's, warmed up, then their runs alternated, best of "
+        f"{result['rounds']} each",
     )  # fmt: skip

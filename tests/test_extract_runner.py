@@ -302,6 +302,26 @@ def test_a_dying_dask_worker_fails_only_its_item(tmp_path: Path) -> None:
     assert list(rows.drop(index="p3").status) == ["ok", "ok", "ok", "ok", "failed"]
 
 
+def test_task_batches_start_with_the_largest_inputs(tmp_path: Path) -> None:
+    """Items are batched largest input first (bulk-tar members by their size, files and folders by their
+    bytes on disk, unknown last), so that the last tasks to finish are short and the workers end together;
+    the output order is unaffected (parts are assembled by key)."""
+    folder = tmp_path / "PMC1.1"
+    folder.mkdir()
+    (folder / "a.nxml").write_bytes(b"x" * 300)
+    (folder / "a.jpg").write_bytes(b"x" * 500)
+    small = tmp_path / "small.tar.gz"
+    small.write_bytes(b"x" * 100)
+    items = [
+        WorkItem(key="missing", input=str(tmp_path / "gone.gz"), paper_id="gone"),
+        WorkItem(key="small", input=str(small), paper_id="small"),
+        WorkItem(key="member", input=str(small), paper_id="member", member="m.gz", offset=0, size=5000),
+        WorkItem(key="folder", input=str(folder), paper_id="folder"),
+    ]
+    batches = task_batches(items, 1)
+    assert [item.key for batch in batches for item in batch] == ["member", "folder", "small", "missing"]
+
+
 def _kill_worker_at_p4(item: WorkItem) -> ItemResult:
     if item.paper_id == "p4":
         os.kill(os.getpid(), signal.SIGKILL)

@@ -105,6 +105,14 @@ def run_extraction(
 DASK_SETTINGS = {  # of the LocalCluster run_extraction starts
     "distributed.scheduler.allowed-failures": 1,  # a task that kills its worker twice is failed
     "distributed.scheduler.worker-saturation": 1.0,  # one task per worker: a death blames only it
+    # Dask's own periodic work (a statistical profiler sampling every task 100 times a second, event-loop
+    # ticks, system and memory monitors) takes about 12 % of a core with two idle workers, more under load:
+    # CPU the items' processes need when there are as many workers as cores. Items run in sandboxes under
+    # their own memory cap, so the nanny's memory monitor need not look ten times a second.
+    "distributed.worker.profile.enabled": False,
+    "distributed.admin.tick.interval": "1s",
+    "distributed.admin.system-monitor.interval": "2s",
+    "distributed.worker.memory.monitor-interval": "1s",
 }
 TASKS_PER_WORKER = 8  # tasks per worker at least: the last ones still even out the workers' loads
 MAX_ITEMS_PER_TASK = 8
@@ -138,11 +146,28 @@ def _run_on_dask(
 
 
 def task_batches(todo: list[WorkItem], threads: int) -> list[list[WorkItem]]:
-    """``todo`` in consecutive batches, one Dask task each: up to :data:`MAX_ITEMS_PER_TASK` items, and at
-    least :data:`TASKS_PER_WORKER` tasks per worker thread. Fewer, larger tasks cost the scheduler, the
-    client and the workers less per item (what two workers on two cores compete with them for)."""
-    size = max(1, min(MAX_ITEMS_PER_TASK, len(todo) // (max(threads, 1) * TASKS_PER_WORKER)))
-    return [todo[start : start + size] for start in range(0, len(todo), size)]
+    """``todo``, largest input first, in consecutive batches, one Dask task each: up to
+    :data:`MAX_ITEMS_PER_TASK` items, and at least :data:`TASKS_PER_WORKER` tasks per worker thread.
+
+    Fewer, larger tasks cost the scheduler, the client and the workers less per item (what two workers on
+    two cores compete with them for). Dask starts tasks in the order they are submitted, so the largest
+    items start first and the last tasks to finish are small ones: the workers finish close together.
+    """
+    ordered = sorted(todo, key=_input_bytes, reverse=True)  # stable: equal sizes keep their order
+    size = max(1, min(MAX_ITEMS_PER_TASK, len(ordered) // (max(threads, 1) * TASKS_PER_WORKER)))
+    return [ordered[start : start + size] for start in range(0, len(ordered), size)]
+
+
+def _input_bytes(item: WorkItem) -> int:
+    """The bytes an item reads (a folder's files; 0 if unknown): how long it takes, roughly."""
+    if item.size is not None:
+        return item.size
+    try:
+        if os.path.isdir(item.input):
+            return sum(entry.stat().st_size for entry in os.scandir(item.input) if entry.is_file())
+        return os.stat(item.input).st_size
+    except OSError:
+        return 0
 
 
 def _run_batches(
