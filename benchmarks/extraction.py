@@ -195,6 +195,7 @@ def scaling(
         times = interleaved({workers: functools.partial(run, workers) for workers in schedulers}, seconds)
     return {
         "seconds": {workers: times[workers]["best"] for workers in schedulers},
+        "median ratio": times[1]["median"] / times[2]["median"],
         "rounds": times[1]["rounds"],
         "pairs": counts["pairs"],
         "items": len(items),
@@ -232,5 +233,5 @@ def report_scaling(report: Any, group: str, result: dict) -> None:
         baseline=pairs / one, baseline_name="1 worker", target=">= 1.7",
         note=f"{result['items']} items ({result['per_task'][1]} / {result['per_task'][2]} per task), {pairs} "
         f"pairs; LocalClusters set up as the runner's, warmed up, then their runs alternated, best of "
-        f"{result['rounds']} each",
+        f"{result['rounds']} each (ratio of the medians {result['median ratio']:.2f})",
     )  # fmt: skip
