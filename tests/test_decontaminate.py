@@ -191,6 +191,45 @@ def test_eval_set_discovery(corpus: dict, tmp_path: Path) -> None:
         find_eval_sets([tmp_path / "missing"])
 
 
+def test_a_zipped_eval_set_is_found_and_searched(corpus: dict, tmp_path: Path) -> None:
+    """DataComp's WinoGAViL images stay in ``winogavil_images.zip`` beside its CSV: found inside a folder
+    of eval sets, read in place, and a pool image copied from it is removed (ids name the zip member)."""
+    import zipfile
+
+    tiles = calibration._photo_tiles()
+    zipped = tiles[15:18]  # flowers used by no other set
+    root = tmp_path / "evalsets"
+    shutil.copytree(corpus["wds"], root / "photos")
+    (root / "winogavil").mkdir()
+    (root / "winogavil" / "winogavil_dataset.csv").write_text("cue,candidates,associations\n")
+    with zipfile.ZipFile(root / "winogavil" / "winogavil_images.zip", "w") as archive:
+        for index, img in enumerate(zipped):
+            archive.writestr(f"winogavil_images/w{index}.jpg", _jpeg(img))
+        archive.writestr("__MACOSX/winogavil_images/._w0.jpg", b"resource fork")
+        archive.writestr("winogavil_images/readme.txt", b"not an image")
+    sets = find_eval_sets([root])
+    assert [(s.name, s.layout) for s in sets] == [("photos", "webdataset"), ("winogavil", "zip")]
+    assert [i for i, _ in sets[1].images()] == [
+        f"winogavil_images.zip/winogavil_images/w{i}.jpg" for i in range(3)
+    ]
+
+    rng = np.random.default_rng(5)
+    records = [commonpool.Record(_jpeg(calibration._plot_image(rng, kind)), f"clean {kind}", "plots", kind, "fig1")
+               for kind in ("line", "bar", "scatter", "hist")]  # fmt: skip
+    records.append(
+        commonpool.Record(_jpeg(_copy_of(zipped[1], 0.1, True, 0.9)), "copy", "web", "copy", "fig1")
+    )
+    commonpool.write_dataset(records, tmp_path / "pool", samples_per_shard=10)
+    report = dc.decontaminate(tmp_path / "pool", [root], tmp_path / "out", progress=False, batch_size=8)
+    scores = pd.read_parquet(tmp_path / "out" / "scores.parquet")
+    removed = scores[scores["removed"]]
+    meta = commonpool.read_metadata(tmp_path / "pool")
+    assert list(removed["uid"]) == list(meta.loc[meta["paper_id"] == "copy", "uid"])
+    assert report.removed_per_eval_set == {"winogavil": 1}
+    assert removed["dedup_eval_image"].item() == "winogavil_images.zip/winogavil_images/w1.jpg"
+    assert report.eval_images == {"photos": 9, "winogavil": 3}
+
+
 def test_dct_descriptor_is_normalised_and_mirror_invariant() -> None:
     rng = np.random.default_rng(3)
     images = [calibration._texture_image(rng), calibration._shape_image(rng), calibration._photo_tiles()[4]]

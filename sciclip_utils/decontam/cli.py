@@ -21,7 +21,8 @@ def cli_configure(parser: argparse.ArgumentParser) -> None:
                              "of the profile (arxiv, pmc, commonpool)")  # fmt: skip
     parser.add_argument("--against", nargs="+", default=None, metavar="EVAL_DIR",
                         help="eval sets: clip_benchmark webdataset folders (test/*.tar), ImageFolder trees, "
-                             "or folders holding several of them (default: the profile's eval sets)")  # fmt: skip
+                             "folders of zipped images (WinoGAViL), or folders holding several of them "
+                             "(default: the profile's eval sets)")  # fmt: skip
     parser.add_argument("--out", default=None,
                         help="output folder (filtered shards, scores, report); default: the profile's "
                              "decontaminated/<source>")  # fmt: skip
