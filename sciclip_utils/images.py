@@ -174,7 +174,8 @@ def render_pdf(data: bytes, size: int = MAX_SIDE) -> Image.Image:
         scale = size / max(width, height)
         if min(width, height) * scale < 1:
             raise ImageError(f"PDF page is degenerate ({width:g} x {height:g} pt)")
-        bitmap = page.render(scale=scale, fill_color=(255, 255, 255, 255))
+        # four bytes a pixel (pdfium's own layout): the same pixels as three, in about a tenth less time
+        bitmap = page.render(scale=scale, fill_color=(255, 255, 255, 255), prefer_bgrx=True)
         return bitmap.to_pil().convert("RGB")
     except (ImageError, MemoryError):
         raise
