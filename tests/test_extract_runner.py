@@ -303,9 +303,9 @@ def test_a_dying_dask_worker_fails_only_its_item(tmp_path: Path) -> None:
 
 
 def test_task_batches_start_with_the_largest_inputs(tmp_path: Path) -> None:
-    """Items are batched largest input first (bulk-tar members by their size, files and folders by their
-    bytes on disk, unknown last), so that the last tasks to finish are short and the workers end together;
-    the output order is unaffected (parts are assembled by key)."""
+    """Items are batched largest input first (bulk-tar members by their size, files by their size on disk;
+    folders and unreadable inputs count as 0 and keep their order), so that the last tasks to finish are
+    short and the workers end together; the output order is unaffected (parts are assembled by key)."""
     folder = tmp_path / "PMC1.1"
     folder.mkdir()
     (folder / "a.nxml").write_bytes(b"x" * 300)
@@ -319,7 +319,7 @@ def test_task_batches_start_with_the_largest_inputs(tmp_path: Path) -> None:
         WorkItem(key="folder", input=str(folder), paper_id="folder"),
     ]
     batches = task_batches(items, 1)
-    assert [item.key for batch in batches for item in batch] == ["member", "folder", "small", "missing"]
+    assert [item.key for batch in batches for item in batch] == ["member", "small", "missing", "folder"]
 
 
 def _kill_worker_at_p4(item: WorkItem) -> ItemResult:
