@@ -109,7 +109,7 @@ DASK_SETTINGS = {  # of the LocalCluster run_extraction starts
     # Dask's own periodic work (a statistical profiler sampling every task 100 times a second, event-loop
     # ticks, system and memory monitors) takes about 12 % of a core with two idle workers, more under load:
     # CPU the items' processes need when there are as many workers as cores. Items run in sandboxes under
-    # their own memory cap, so the nanny's memory monitor need not look ten times a second.
+    # their own memory cap (unless isolation is off), so the memory monitor need not look ten times a second.
     "distributed.worker.profile.enabled": False,
     "distributed.admin.tick.interval": "1s",
     "distributed.admin.system-monitor.interval": "2s",
