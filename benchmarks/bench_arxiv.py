@@ -167,7 +167,8 @@ def rasterize_floor(data: bytes, kind: str, size: tuple[int, int]) -> object:
 
         pdf = pdfium.PdfDocument(data)
         page = pdf[0]
-        pixels = page.render(scale=MAX_SIDE / max(page.get_size()), prefer_bgrx=True).to_numpy()  # its fastest
+        scale = MAX_SIDE / max(page.get_size())
+        pixels = page.render(scale=scale, prefer_bgrx=True).to_numpy()  # pdfium's fastest layout
         pdf.close()
         return pixels
     if kind == "postscript":
