@@ -224,7 +224,8 @@ def main() -> None:
     best = min(splits, key=lambda split: split["images"])
     report_split(report, GROUP, min(splits, key=lambda split: split["item"] + split["writing"]))
     per_pair = {name: times[name]["best"] / len(pairs) for name in ("floor", "output-scale floor")}
-    name = f"images per pair ({len(pairs)} pairs, the fixtures' stand-ins)"
+    stand_ins = ", the fixtures' stand-ins" if inputs.is_relative_to(FIXTURES) else ""
+    name = f"images per pair ({len(pairs)} pairs{stand_ins})"
     report_images(
         report, name, best["images"] / best["pairs"], per_pair["floor"], per_pair["output-scale floor"]
     )

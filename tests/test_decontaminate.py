@@ -156,6 +156,28 @@ def test_rerun_resumes_from_the_embedding_cache(
     pd.testing.assert_frame_equal(again.scores.reset_index(drop=True), first)
 
 
+def test_sources_share_the_eval_embeddings(
+    corpus: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With ``eval_cache`` the eval sets are embedded by the first run only: another source's run against
+    the same sets reads them (the sources of a plan do so), with the same scores."""
+    against = [corpus["wds"], corpus["folder"]]
+    first = dc.decontaminate(
+        corpus["data"], against, tmp_path / "a", eval_cache=tmp_path / "eval", progress=False
+    )
+    assert not (tmp_path / "a" / ".cache" / dc.DCTDescriptor().cache_id / "eval").exists()
+    assert len(list((tmp_path / "eval").rglob("*.npz"))) == 2
+
+    def no_embedding(*_: object) -> None:
+        raise AssertionError("eval sets embedded again although cached")
+
+    monkeypatch.setattr(dc.DCTDescriptor, "embed_reference", no_embedding)
+    again = dc.decontaminate(
+        corpus["data"], against, tmp_path / "b", eval_cache=tmp_path / "eval", progress=False
+    )
+    pd.testing.assert_frame_equal(again.scores, first.scores)
+
+
 def test_faiss_search_matches_exact(corpus: dict, tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     queries = descriptors._unit_rows(rng.standard_normal((500, 64)).astype(np.float32))

@@ -70,6 +70,7 @@ def cli_run(args: argparse.Namespace) -> int:
             plan.out_dirs[source],
             **plan.params,
             weights=args.weights,
+            eval_cache=plan.eval_cache,
             progress=not args.no_progress,
         )
         print(f"{report.removed} of {report.samples} samples removed ({report.descriptor}, threshold "

@@ -51,6 +51,7 @@ class DecontaminationPlan:
     against: list[Path]  # eval set folders
     out_dirs: dict[str, Path]  # source name -> output folder
     params: dict[str, Any] = field(default_factory=dict)  # descriptor, threshold, batch_size, workers...
+    eval_cache: Path | None = None  # the eval sets' embeddings, shared by the sources
 
 
 def decontamination_plan(
@@ -67,7 +68,9 @@ def decontamination_plan(
     ``paths(profile).decontaminated``; one folder given with ``out_dir`` goes to ``out_dir`` itself.
     ``eval_dirs`` defaults to the folder of the profile's evaluation suite (the sample corpus's eval sets,
     or DataComp's fetched ones), what the trained models are scored on; ``params`` override
-    ``stage_params(profile, "decontaminate")``. Missing inputs are an error here, before anything runs.
+    ``stage_params(profile, "decontaminate")``. The sources share one cache of the eval sets' embeddings,
+    ``<out_dir>/.eval-cache`` (pass it to :func:`decontaminate` as ``eval_cache``), so that the eval sets
+    are embedded once for all of them. Missing inputs are an error here, before anything runs.
     """
     run = paths(profile)
     root = Path(out_dir) if out_dir is not None else run.decontaminated
@@ -88,7 +91,7 @@ def decontamination_plan(
             "01-03, or `sciclip sample-corpus`, `sciclip extract arxiv`, `sciclip extract pmc`)"
         )
     params = stage_params(profile, "decontaminate", **params)
-    return DecontaminationPlan(sources, against, out_dirs, params)
+    return DecontaminationPlan(sources, against, out_dirs, params, root / ".eval-cache")
 
 
 @dataclass
@@ -134,6 +137,7 @@ def decontaminate(
     workers: int | None = 0,
     scheduler: str | None = None,
     device: str | None = None,
+    eval_cache: str | Path | None = None,
     progress: bool = True,
 ) -> DecontaminationReport:
     """Score every sample of the CommonPool dataset ``data_dir`` against the eval sets ``against`` and write
@@ -143,7 +147,8 @@ def decontaminate(
     sample: ``dedup_score``, ``dedup_eval_set``, ``dedup_eval_image``, ``removed``), ``kept_uids.npy``
     (DataComp subset), ``report.json`` and ``closest_pairs.png``. A sample is removed when its score
     exceeds ``threshold`` (default: the descriptor's). Embeddings are cached per eval set and per shard under
-    ``out_dir/.cache`` so an interrupted run resumes (with any worker count). The search is exact below
+    ``out_dir/.cache`` so an interrupted run resumes (with any worker count); the eval sets' under
+    ``eval_cache`` instead when given, which runs against the same eval sets may share. The search is exact below
     ``faiss_min_rows`` eval rows, FAISS above (:func:`~sciclip_utils.decontam.search.build_search`; its
     recall is measured and reported).
 
@@ -168,8 +173,9 @@ def decontaminate(
     cache = out_dir.absolute() / ".cache" / model.cache_id
     timings: dict[str, float] = {}
     clock = time.time()
+    eval_root = cache if eval_cache is None else Path(eval_cache).absolute() / model.cache_id
     reference, ref_set, ref_image, eval_counts = _embed_eval_sets(
-        model, eval_sets, cache, batch_size, progress
+        model, eval_sets, eval_root, batch_size, progress
     )
     timings["embed_eval"], clock = round(time.time() - clock, 2), time.time()
     metadata = commonpool.read_metadata(data_dir)
