@@ -147,10 +147,10 @@ def decontaminate(
     sample: ``dedup_score``, ``dedup_eval_set``, ``dedup_eval_image``, ``removed``), ``kept_uids.npy``
     (DataComp subset), ``report.json`` and ``closest_pairs.png``. A sample is removed when its score
     exceeds ``threshold`` (default: the descriptor's). Embeddings are cached per eval set and per shard under
-    ``out_dir/.cache`` so an interrupted run resumes (with any worker count); the eval sets' under
-    ``eval_cache`` instead when given, which runs against the same eval sets may share. The search is exact below
-    ``faiss_min_rows`` eval rows, FAISS above (:func:`~sciclip_utils.decontam.search.build_search`; its
-    recall is measured and reported).
+    ``out_dir/.cache`` so an interrupted run resumes (with any worker count); the eval sets' go to
+    ``eval_cache`` instead when given, which runs against the same eval sets may share. The search is exact
+    below ``faiss_min_rows`` eval rows, FAISS above (:func:`~sciclip_utils.decontam.search.build_search`;
+    its recall is measured and reported).
 
     The eval sets are embedded once, here; the training shards without a cache file are embedded here
     (``workers=0``) or spread over Dask workers: an embedded ``LocalCluster`` of ``workers`` processes
