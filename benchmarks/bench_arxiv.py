@@ -7,7 +7,9 @@ renders PDFs with ``pdftoppm`` and EPS with Ghostscript at 150 dpi, and gives ev
 decode, ``thumbnail``, JPEG); it writes a tar. An image's floor is rasterizing the same file at the output
 size (pypdfium2 for PDF, Ghostscript for EPS, a raster decoded at 1/8 scale for JPEG, in full otherwise
 and then, when larger, reduced to the output size by OpenCV's area averaging: a PNG has no reduced
-decoding) plus encoding the output JPEG. Rounds are interleaved for ``--seconds``; the best round counts.
+decoding) plus encoding the output JPEG. A PDF page that is one raster image is not rendered but read
+directly (``sciclip_utils.pdf_image``), so PDFs can cost less than their pdfium floor. Rounds are
+interleaved for ``--seconds``; the best round counts.
 
 Run: ``.venv/bin/python benchmarks/bench_arxiv.py [--json OUT] [--seconds S] [--copies N] [--scaling-seconds S]``
 """

@@ -15,10 +15,11 @@ import os
 import posixpath
 import stat
 import tarfile
-import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from zlib_ng import zlib_ng  # zlib's interface, inflating about twice as fast
 
 MAX_MEMBER_BYTES = 64 * 2**20
 MAX_TOTAL_BYTES = 512 * 2**20
@@ -70,7 +71,7 @@ class _GunzipStream(io.RawIOBase):
         self._data = memoryview(data)
         self._position = 0
         self._limit = limit
-        self._inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        self._inflater = zlib_ng.decompressobj(16 + zlib_ng.MAX_WBITS)
         self._pending = memoryview(b"")  # decompressed, not yet read (a view: reading it never copies)
         self.produced = 0
 
@@ -93,7 +94,7 @@ class _GunzipStream(io.RawIOBase):
             self._position = len(self._data)
             if not rest.startswith(b"\x1f\x8b"):
                 return False  # end of data (trailing padding is ignored, like tar readers do)
-            self._inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            self._inflater = zlib_ng.decompressobj(16 + zlib_ng.MAX_WBITS)
             self._data, self._position = memoryview(rest), 0
         source = self._inflater.unconsumed_tail
         if not source:
@@ -103,7 +104,7 @@ class _GunzipStream(io.RawIOBase):
             self._position += len(source)
         try:
             self._pending = memoryview(self._inflater.decompress(source, STREAM_CHUNK))
-        except zlib.error as exc:
+        except zlib_ng.error as exc:
             raise ArchiveError(f"corrupt gzip data: {exc}") from exc
         self.produced += len(self._pending)
         if self.produced > self._limit:

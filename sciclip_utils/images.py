@@ -155,8 +155,11 @@ def _pillow_errors() -> Iterator[None]:
 
 
 def render_pdf(data: bytes, size: int = MAX_SIDE) -> Image.Image:
-    """Render the first page of a PDF so that its longest side is ``size`` pixels."""
+    """Render the first page of a PDF so that its longest side is ``size`` pixels (a page that is one plain
+    raster image is read directly: :mod:`sciclip_utils.pdf_image`)."""
     import pypdfium2 as pdfium
+
+    from .pdf_image import single_image_page
 
     if len(data) > MAX_PDF_BYTES:
         raise ImageError(f"PDF too large: {len(data)} bytes")
@@ -174,6 +177,11 @@ def render_pdf(data: bytes, size: int = MAX_SIDE) -> Image.Image:
         scale = size / max(width, height)
         if min(width, height) * scale < 1:
             raise ImageError(f"PDF page is degenerate ({width:g} x {height:g} pt)")
+        pixels = single_image_page(
+            data, pdf, page, (math.ceil(width * scale), math.ceil(height * scale)), MAX_PIXELS
+        )  # the size pypdfium2 renders
+        if pixels is not None:
+            return Image.fromarray(pixels)
         # four bytes a pixel (pdfium's own layout): the same pixels as three, in about a tenth less time
         bitmap = page.render(scale=scale, fill_color=(255, 255, 255, 255), prefer_bgrx=True)
         return bitmap.to_pil().convert("RGB")
