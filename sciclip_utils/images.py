@@ -44,7 +44,7 @@ RASTER_FORMATS = ("PNG", "JPEG", "GIF", "TIFF", "BMP", "WEBP", "PPM", "JPEG2000"
 # where the taps beside the centre weigh under 1/256 (factors under 1.2).
 PREFILTER_WIDTH = 0.45
 MIN_PREFILTER_SIGMA = 0.3
-_REDUCED_DECODING = (  # JPEG decoding at 1/scale (combined with IMREAD_COLOR or IMREAD_GRAYSCALE)
+REDUCED_DECODING = (  # JPEG decoding at 1/scale (combined with IMREAD_COLOR or IMREAD_GRAYSCALE)
     (8, cv2.IMREAD_REDUCED_GRAYSCALE_8),
     (4, cv2.IMREAD_REDUCED_GRAYSCALE_4),
     (2, cv2.IMREAD_REDUCED_GRAYSCALE_2),
@@ -424,7 +424,7 @@ def _decode_with_opencv(data: bytes, header: Image.Image) -> np.ndarray | None:
     if header.format == "JPEG":
         width, height = header.size
         target_width, target_height = shrunk_size(width, height)
-        for scale, reduced in _REDUCED_DECODING:  # decoded size: rounded up
+        for scale, reduced in REDUCED_DECODING:  # decoded size: rounded up
             if -(-width // scale) >= target_width and -(-height // scale) >= target_height:
                 flags |= reduced
                 break

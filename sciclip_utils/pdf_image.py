@@ -1,14 +1,14 @@
 """PDF figures that are one raster image, read directly instead of rendered.
 
 Many figures in arXiv packages are a single raster image wrapped in a PDF page (a screenshot saved as PDF,
-an ``imshow`` plot exported without axes). pdfium renders such a page by converting and stretching the
-whole image, which costs several times more than inflating it and shrinking it by area averaging
-(OpenCV's ``INTER_AREA``, as for every other raster here). :func:`single_image_page` does the latter for
-the plain case and returns None for anything else, which pdfium then renders: a page with more than one
-object, an image in a form, clipping, transparency, annotations, marked content or encryption, an image
-that is not 8-bit Flate-compressed grey or RGB (ICC-based RGB is converted to sRGB as pdfium does), one
-with a ``Decode`` array, a colour-key ``Mask``, or a soft mask that is not opaque everywhere.
-"""
+an ``imshow`` plot exported without axes, a photograph). pdfium renders such a page by decoding,
+converting and stretching the whole image, which costs several times more than inflating it (or decoding
+a JPEG at a reduced scale) and shrinking it by area averaging (OpenCV's ``INTER_AREA``, as for every other
+raster here). :func:`single_image_page` does the latter for the plain case and returns None for anything
+else, which pdfium then renders: a page with more than one object, an image in a form, clipping,
+transparency, annotations, marked content or encryption; an image that is not 8-bit grey or RGB (ICC-based
+RGB is converted to sRGB as pdfium does) compressed with Flate or as a JPEG, or that has a ``Decode``
+array, a colour-key ``Mask`` or a soft mask that is not opaque everywhere."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ import pypdfium2.raw as pdfium_c
 from PIL import Image, ImageCms
 from zlib_ng import zlib_ng
 
-from .images import resample
+from .images import REDUCED_DECODING, resample
 
 # Keys an image dictionary may have for its pixels to be read directly; any other (Decode, Mask, ImageMask,
 # OC, Alternates, SMaskInData, Matte, ...) changes how the image is drawn, so pdfium renders the page.
@@ -42,6 +42,7 @@ _WHITESPACE = re.compile(rb"[%s]*\Z" % _SPACE)
 _STREAM_DICTIONARY = re.compile(rb"\s*(<<.{0,4000}?>>)\s*stream\r?\n", re.S)
 _REFERENCE = re.compile(rb"(\d+) (\d+) R")
 _DICTIONARY_WINDOW = 4096  # bytes searched before an image's data for its dictionary
+_FILTERS = (["FlateDecode"], ["DCTDecode"])
 _CHANNELS = {  # (pdfium's colour space, bits per pixel) -> channels
     (pdfium_c.FPDF_COLORSPACE_DEVICEGRAY, 8): 1,
     (pdfium_c.FPDF_COLORSPACE_DEVICERGB, 24): 3,
@@ -60,7 +61,8 @@ def single_image_page(
     metadata = image.get_metadata()
     width, height = metadata.width, metadata.height
     channels = _CHANNELS.get((metadata.colorspace, metadata.bits_per_pixel))
-    if channels is None or not 0 < width * height <= max_pixels or image.get_filters() != ["FlateDecode"]:
+    filters = image.get_filters()
+    if channels is None or not 0 < width * height <= max_pixels or filters not in _FILTERS:
         return None
     compressed = _raw_data(image)
     entries = _image_dictionary(data, compressed)
@@ -68,15 +70,22 @@ def single_image_page(
         return None
     if b"/SMask" in entries and not _opaque(data, entries[b"/SMask"], width, height):
         return None
-    pixels = _pixels(image, compressed, width * height * channels, b"/DecodeParms" in entries)
-    if pixels is None:
-        return None
-    pixels = pixels.reshape((height, width, channels) if channels == 3 else (height, width))
     placed = _placement(page, image, size)
     if placed is None:
         return None
-    pixels, (left, top, right, bottom) = _orient(pixels, placed)
-    small = _shrink(pixels, (right - left, bottom - top))
+    (left, top, right, bottom), transposed, mirrored, flipped = placed
+    if filters == ["DCTDecode"]:  # decoded at the least libjpeg scale that keeps the size it is drawn at
+        target = (bottom - top, right - left) if transposed else (right - left, bottom - top)
+        colour_transform = b"/DecodeParms" in entries  # pdfium's to apply
+        pixels = None if colour_transform else _jpeg_pixels(compressed, width, height, channels, target)
+    else:
+        pixels = _pixels(image, compressed, width * height * channels, b"/DecodeParms" in entries)
+        pixels = None if pixels is None else pixels.reshape((height, width, channels)[: 2 + (channels == 3)])
+    if pixels is None:
+        return None
+    pixels = pixels.swapaxes(0, 1) if transposed else pixels
+    pixels = pixels[:, ::-1] if mirrored else pixels
+    small = _shrink(pixels[::-1] if flipped else pixels, (right - left, bottom - top))
     if metadata.colorspace == pdfium_c.FPDF_COLORSPACE_ICCBASED:
         small = _to_srgb(small, _icc_profile(image, page))
         if small is None:
@@ -169,9 +178,9 @@ def _opaque(data: bytes, reference: bytes, width: int, height: int) -> bool:
         return False
     number, generation = found.groups()
     definitions = [
-        found.end()
-        for found in re.finditer(rb"%s\s+%s\s+obj" % (number, generation), data)
-        if not data[found.start() - 1 : found.start()].isdigit()
+        definition.end()
+        for definition in re.finditer(rb"%s\s+%s\s+obj" % (number, generation), data)
+        if not data[definition.start() - 1 : definition.start()].isdigit()
     ]
     if not definitions:
         return False
@@ -213,9 +222,36 @@ def _inflate(compressed: bytes | memoryview, length: int) -> np.ndarray | None:
     return np.frombuffer(inflated, np.uint8) if len(inflated) == length else None
 
 
+def _jpeg_pixels(
+    jpeg: bytes, width: int, height: int, channels: int, target: tuple[int, int]
+) -> np.ndarray | None:
+    """A JPEG's grey or RGB samples, decoded at the least libjpeg scale (1/8, 1/4, 1/2, 1) that keeps
+    ``target`` (width, height); None unless it is a ``width`` x ``height`` JPEG of ``channels`` channels."""
+    try:
+        header = Image.open(io.BytesIO(jpeg), formats=("JPEG",))
+    except Exception:  # Pillow raises many types for junk; pdfium then renders the page
+        return None
+    if header.size != (width, height) or header.mode != ("L" if channels == 1 else "RGB"):
+        return None
+    flags = (cv2.IMREAD_GRAYSCALE if channels == 1 else cv2.IMREAD_COLOR) | cv2.IMREAD_IGNORE_ORIENTATION
+    scale = 1
+    for scale, reduced in (*REDUCED_DECODING, (1, 0)):  # decoded size: rounded up
+        if -(-width // scale) >= target[0] and -(-height // scale) >= target[1]:
+            flags |= reduced
+            break
+    try:
+        pixels = cv2.imdecode(np.frombuffer(jpeg, np.uint8), flags)
+    except cv2.error:
+        return None
+    if pixels is None or pixels.shape[:2] != (-(-height // scale), -(-width // scale)):
+        return None
+    return pixels if channels == 1 else cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB)
+
+
 def _placement(page: pdfium.PdfPage, image: pdfium.PdfImage, size: tuple[int, int]) -> tuple | None:
-    """Where the image's first sample, the end of its first row and the start of its last row land on the
-    ``size`` bitmap pdfium would render (page rotation included); None unless the image is axis-aligned."""
+    """Where the image lands on the ``size`` bitmap pdfium would render (page rotation included): its box
+    (left, top, right, bottom), and whether its samples are to be transposed (rows running down), then
+    mirrored and flipped to be drawn upright into the box; None unless the image is axis-aligned."""
     a, b, c, d, e, f = image.get_matrix().get()
 
     def device(u: float, v: float) -> tuple[int, int]:
@@ -228,21 +264,13 @@ def _placement(page: pdfium.PdfPage, image: pdfium.PdfImage, size: tuple[int, in
     down = (last_row[0] - origin[0], last_row[1] - origin[1])
     if (along_row[1] or down[0]) and (along_row[0] or down[1]):
         return None
-    return origin, along_row, down
-
-
-def _orient(pixels: np.ndarray, placed: tuple) -> tuple[np.ndarray, tuple[int, int, int, int]]:
-    """The image turned and flipped as placed, and its box (left, top, right, bottom) on the bitmap."""
-    origin, along_row, down = placed
-    if along_row[0] == 0:  # rows run vertically: transpose
-        pixels, along_row, down = pixels.swapaxes(0, 1), down, along_row
-    if along_row[0] < 0:
-        pixels = pixels[:, ::-1]
-    if down[1] < 0:
-        pixels = pixels[::-1]
+    transposed = along_row[0] == 0
+    if transposed:  # rows run vertically: once transposed, the columns are the rows
+        along_row, down = down, along_row
     left, right = sorted((origin[0], origin[0] + along_row[0]))
     top, bottom = sorted((origin[1], origin[1] + down[1]))
-    return pixels, (left, top, max(right, left + 1), max(bottom, top + 1))
+    box = (left, top, max(right, left + 1), max(bottom, top + 1))
+    return box, transposed, along_row[0] < 0, down[1] < 0
 
 
 def _shrink(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:

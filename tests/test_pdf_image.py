@@ -48,9 +48,11 @@ def _single_image_pdf(
     content_after: bytes = b"",
     resources: bytes = b"",
     compressed: bytes | None = None,
+    jpeg: bool = False,
 ) -> bytes:
     """A one-page PDF drawing ``pixels`` as one Flate image XObject (objects: catalog, pages, page, content,
-    image, then its soft mask and ICC profile when given); ``compressed`` replaces the image's stream."""
+    image, then its soft mask and ICC profile when given), as a JPEG with ``jpeg``; ``compressed`` replaces
+    the image's stream."""
     height, width = pixels.shape[:2]
     channels = 1 if pixels.ndim == 2 else 3
     matrix = matrix or f"{page[0]} 0 0 {page[1]} 0 0"
@@ -79,8 +81,16 @@ def _single_image_pdf(
         colour_space = b"[/ICCBased %d 0 R]" % len(objects)
     if predictor:
         dictionary += b" /DecodeParms << /Predictor 15 /Colors %d /Columns %d >>" % (channels, width)
-    dictionary += b" /ColorSpace " + colour_space + b" /Filter /FlateDecode " + extra
-    objects[4] = _stream(dictionary, zlib.compress(samples.tobytes()) if compressed is None else compressed)
+    if jpeg:
+        bgr = pixels if channels == 1 else cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR)
+        compressed = compressed or cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, 95])[1].tobytes()
+    compressed = compressed or zlib.compress(samples.tobytes())
+    dictionary += b" /ColorSpace %s /Filter /%s %s" % (
+        colour_space,
+        b"DCTDecode" if jpeg else b"FlateDecode",
+        extra,
+    )
+    objects[4] = _stream(dictionary, compressed)
     return pdf_document(objects)
 
 
@@ -126,6 +136,16 @@ DIRECT = {
     "page rotated": dict(pixels=_pixels(), rotate=90),
     "small image, enlarged": dict(pixels=_pixels(60, 40)),
     "wider than the page": dict(pixels=_pixels(), matrix="450 0 0 200 -75 0"),
+    "jpeg": dict(pixels=_pixels(), jpeg=True),
+    "grey jpeg": dict(pixels=_pixels(channels=1), jpeg=True),
+    "large jpeg, decoded at 1/2": dict(pixels=_pixels(1600, 1000), page=(480, 300), jpeg=True),
+    "large jpeg in a corner, at 1/8": dict(
+        pixels=_pixels(2400, 1600), page=(600, 400), matrix="150 0 0 100 0 0", jpeg=True
+    ),
+    "jpeg, turned, on a rotated page": dict(
+        pixels=_pixels(), page=(200, 300), matrix="0 300 -200 0 200 0", rotate=270, jpeg=True
+    ),
+    "icc-based jpeg": dict(pixels=_pixels(), icc=_srgb_profile(), jpeg=True),
 }
 
 
@@ -145,6 +165,12 @@ PDFIUM = {
     "clipped": dict(pixels=_pixels(), content_before=b"0 0 100 100 re W n "),
     "a second object": dict(pixels=_pixels(), content_after=b" 0 0 1 rg 10 10 50 50 re f"),
     "rotated by 30 degrees": dict(pixels=_pixels(), matrix="260 150 -100 173 100 0"),
+    "jpeg with a colour transform": dict(
+        pixels=_pixels(), jpeg=True, extra=b"/DecodeParms << /ColorTransform 0 >>"
+    ),
+    "jpeg of another size": dict(
+        pixels=_pixels(), jpeg=True, compressed=cv2.imencode(".jpg", _pixels(300, 200))[1].tobytes()
+    ),
     "transparent graphics state": dict(
         pixels=_pixels(), content_before=b"/GS0 gs ", resources=b"/ExtGState << /GS0 << /ca 0.5 >> >>"
     ),
