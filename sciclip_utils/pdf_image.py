@@ -7,8 +7,8 @@ a JPEG at a reduced scale) and shrinking it by area averaging (OpenCV's ``INTER_
 raster here). :func:`single_image_page` does the latter for the plain case and returns None for anything
 else, which pdfium then renders: a page with more than one object, an image in a form, clipping,
 transparency, annotations, marked content or encryption; an image that is not 8-bit grey or RGB (ICC-based
-RGB is converted to sRGB as pdfium does) compressed with Flate or as a JPEG, or that has a ``Decode``
-array, a colour-key ``Mask`` or a soft mask that is not opaque everywhere."""
+RGB is converted to sRGB as pdfium does) compressed with Flate (no predictor) or as a JPEG, or that has a
+``Decode`` array, a colour-key ``Mask`` or a soft mask that is not opaque everywhere."""
 
 from __future__ import annotations
 
@@ -26,13 +26,15 @@ from zlib_ng import zlib_ng
 
 from .images import REDUCED_DECODING, resample
 
-# Keys an image dictionary may have for its pixels to be read directly; any other (Decode, Mask, ImageMask,
-# OC, Alternates, SMaskInData, Matte, ...) changes how the image is drawn, so pdfium renders the page.
+# Keys an image dictionary may have for its pixels to be read directly; any other (Decode, DecodeParms,
+# Mask, ImageMask, OC, Alternates, SMaskInData, Matte, ...) changes how the samples are read or drawn, so
+# pdfium renders the page. (PNG predictors in DecodeParms, as matplotlib writes, were tried: decoding them
+# here, through pdfium or libpng, costs about as much as pdfium's whole rendering.)
 _PLAIN_IMAGE_KEYS = {
     b"/Type", b"/Subtype", b"/Width", b"/Height", b"/ColorSpace", b"/BitsPerComponent", b"/Filter",
     b"/Length", b"/Name", b"/Interpolate", b"/Intent", b"/Metadata", b"/StructParent", b"/ID",
 }  # fmt: skip
-_IMAGE_KEYS = _PLAIN_IMAGE_KEYS | {b"/DecodeParms", b"/SMask"}  # pdfium applies the predictor; see _opaque
+_IMAGE_KEYS = _PLAIN_IMAGE_KEYS | {b"/SMask"}  # see _opaque
 _SPACE, _DELIMITER = rb" \t\r\n\f\0", rb"/<>\[\]()%{}"
 _TOKEN = re.compile(  # one token of a dictionary: delimiters, a name, a literal or hex string, anything else
     rb"[%s]*(<<|>>|\[|\]|/[^%s%s]*|\([^()\\]*\)|<[0-9A-Fa-f%s]*>|[^%s%s]+)"
@@ -76,10 +78,9 @@ def single_image_page(
     (left, top, right, bottom), transposed, mirrored, flipped = placed
     if filters == ["DCTDecode"]:  # decoded at the least libjpeg scale that keeps the size it is drawn at
         target = (bottom - top, right - left) if transposed else (right - left, bottom - top)
-        colour_transform = b"/DecodeParms" in entries  # pdfium's to apply
-        pixels = None if colour_transform else _jpeg_pixels(compressed, width, height, channels, target)
+        pixels = _jpeg_pixels(compressed, width, height, channels, target)
     else:
-        pixels = _pixels(image, compressed, width * height * channels, b"/DecodeParms" in entries)
+        pixels = _inflate(compressed, width * height * channels)
         pixels = None if pixels is None else pixels.reshape((height, width, channels)[: 2 + (channels == 3)])
     if pixels is None:
         return None
@@ -201,16 +202,6 @@ def _opaque(data: bytes, reference: bytes, width: int, height: int) -> bool:
 
 def _filters(value: bytes | None) -> list[bytes]:
     return value.strip(b"[] ").split() if value else []
-
-
-def _pixels(image: pdfium.PdfImage, compressed: bytes, length: int, predicted: bool) -> np.ndarray | None:
-    """The image's samples (``length`` bytes): inflated here, or by pdfium when a predictor is declared."""
-    if not predicted:
-        return _inflate(compressed, length)
-    buffer = (ctypes.c_ubyte * length)()
-    if pdfium_c.FPDFImageObj_GetImageDataDecoded(image.raw, buffer, length) != length:
-        return None
-    return np.frombuffer(buffer, np.uint8)
 
 
 def _inflate(compressed: bytes | memoryview, length: int) -> np.ndarray | None:

@@ -15,7 +15,7 @@ import pypdfium2 as pdfium
 import pytest
 from PIL import ImageCms
 
-from sciclip_utils.images import MAX_PIXELS, MAX_SIDE, render_pdf
+from sciclip_utils.images import MAX_PIXELS, MAX_SIDE, ImageError, render_pdf
 from sciclip_utils.pdf_image import single_image_page
 from sciclip_utils.sample_corpus.io import pdf_document
 
@@ -128,7 +128,6 @@ DIRECT = {
     "rgb, whole page": dict(pixels=_pixels()),
     "grey": dict(pixels=_pixels(channels=1)),
     "opaque soft mask": dict(pixels=_pixels(channels=1), mask=np.full((400, 600), 255, np.uint8)),
-    "png predictor": dict(pixels=_pixels(), predictor=True),
     "icc-based rgb": dict(pixels=_pixels(), icc=_srgb_profile()),
     "inside margins": dict(pixels=_pixels(), page=(400, 300), matrix="300 0 0 200 50 60"),
     "flipped upside down": dict(pixels=_pixels(), matrix="300 0 0 -200 0 200"),
@@ -165,6 +164,7 @@ PDFIUM = {
     "clipped": dict(pixels=_pixels(), content_before=b"0 0 100 100 re W n "),
     "a second object": dict(pixels=_pixels(), content_after=b" 0 0 1 rg 10 10 50 50 re f"),
     "rotated by 30 degrees": dict(pixels=_pixels(), matrix="260 150 -100 173 100 0"),
+    "png predictor": dict(pixels=_pixels(), predictor=True),
     "jpeg with a colour transform": dict(
         pixels=_pixels(), jpeg=True, extra=b"/DecodeParms << /ColorTransform 0 >>"
     ),
@@ -228,3 +228,27 @@ def test_the_direct_path_reads_no_more_than_the_image_declares() -> None:
     bomb = zlib.compress(pixels.tobytes() + bytes(64 * 2**20))
     ours = _direct(_single_image_pdf(pixels, compressed=bomb))
     assert ours is not None and np.array_equal(ours, _direct(_single_image_pdf(pixels)))
+
+
+def test_mutated_single_image_pages_give_an_image_or_an_image_error() -> None:
+    """Random damage to the dictionaries and data of single-image PDFs (the cases above): every file ends
+    as an image or an ImageError, never another exception (or a crash of the process: pdfium aborts on
+    some misuse, such as a buffer shorter than the data it decodes)."""
+    seeds = [_single_image_pdf(**DIRECT[case]) for case in ("icc-based rgb", "opaque soft mask", "jpeg")]
+    seeds.append(_single_image_pdf(**PDFIUM["png predictor"]))
+    rng = np.random.default_rng(0)
+    outcomes = {"image": 0, "error": 0}
+    for _ in range(400):
+        data = bytearray(seeds[rng.integers(len(seeds))])
+        for _ in range(rng.integers(1, 6)):
+            at = int(rng.integers(min(len(data), 1500)))  # mostly the objects' dictionaries
+            if rng.random() < 0.7:
+                data[at] = int(rng.integers(256))
+            else:
+                del data[at : at + int(rng.integers(1, 20))]
+        try:
+            render_pdf(bytes(data))
+            outcomes["image"] += 1
+        except ImageError:
+            outcomes["error"] += 1
+    assert outcomes["image"] > 100 and outcomes["error"] > 10, outcomes
