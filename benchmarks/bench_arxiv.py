@@ -195,7 +195,7 @@ def rasterize_floor(data: bytes, kind: str, size: tuple[int, int]) -> object:
 def main() -> None:
     args = arguments(
         __doc__,
-        copies=(int, 6, "copies of the papers for the worker scaling"),
+        copies=(int, 10, "copies of the papers for the worker scaling"),
         scaling_seconds=(float, 40, "time for the alternated 1- and 2-worker runs"),
     )
     report = Report("bench_arxiv")

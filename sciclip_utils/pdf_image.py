@@ -81,7 +81,8 @@ def single_image_page(
         pixels = _jpeg_pixels(compressed, width, height, channels, target)
     else:
         pixels = _inflate(compressed, width * height * channels)
-        pixels = None if pixels is None else pixels.reshape((height, width, channels)[: 2 + (channels == 3)])
+        shape = (height, width, 3) if channels == 3 else (height, width)
+        pixels = None if pixels is None else pixels.reshape(shape)
     if pixels is None:
         return None
     pixels = pixels.swapaxes(0, 1) if transposed else pixels
@@ -192,15 +193,15 @@ def _opaque(data: bytes, reference: bytes, width: int, height: int) -> bool:
         return False
     if any(entries.get(key) != value for key, value in plain.items()):
         return False
-    if entries.get(b"/ColorSpace") != b"/DeviceGray" or _filters(entries.get(b"/Filter")) != [
-        b"/FlateDecode"
-    ]:
+    colour_space, filters = entries.get(b"/ColorSpace"), _filters(entries.get(b"/Filter"))
+    if colour_space != b"/DeviceGray" or filters != [b"/FlateDecode"]:
         return False
     alpha = _inflate(memoryview(data)[dictionary.end() :], width * height)
     return alpha is not None and int(alpha.min()) == 255
 
 
 def _filters(value: bytes | None) -> list[bytes]:
+    """``/F`` or ``[ /F /G ]`` as a list of names."""
     return value.strip(b"[] ").split() if value else []
 
 
@@ -275,6 +276,7 @@ def _shrink(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 def _icc_profile(image: pdfium.PdfImage, page: pdfium.PdfPage) -> bytes:
+    """The image's embedded ICC profile (its ICCBased colour space's stream)."""
     length = ctypes.c_ulong()
     pdfium_c.FPDFImageObj_GetIccProfileDataDecoded(image.raw, page.raw, None, 0, length)
     buffer = (ctypes.c_ubyte * length.value)()
