@@ -48,8 +48,9 @@ _FILTERS = (["FlateDecode"], ["DCTDecode"])
 _CHANNELS = {  # (pdfium's colour space, bits per pixel) -> channels
     (pdfium_c.FPDF_COLORSPACE_DEVICEGRAY, 8): 1,
     (pdfium_c.FPDF_COLORSPACE_DEVICERGB, 24): 3,
-    (pdfium_c.FPDF_COLORSPACE_ICCBASED, 24): 3,
 }
+if hasattr(pdfium_c, "FPDFImageObj_GetIccProfileDataDecoded"):  # pdfium of 2025 on (pypdfium2 5.x)
+    _CHANNELS[(pdfium_c.FPDF_COLORSPACE_ICCBASED, 24)] = 3
 
 
 def single_image_page(
