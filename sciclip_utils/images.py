@@ -180,8 +180,8 @@ def render_pdf(data: bytes, size: int = MAX_SIDE) -> Image.Image:
         pixels = single_image_page(
             data, pdf, page, (math.ceil(width * scale), math.ceil(height * scale)), MAX_PIXELS
         )  # the size pypdfium2 renders
-        if pixels is not None:
-            return Image.fromarray(pixels)
+        if pixels is not None:  # RGB, as pdfium's rendering below
+            return Image.fromarray(pixels if pixels.ndim == 3 else cv2.cvtColor(pixels, cv2.COLOR_GRAY2RGB))
         # four bytes a pixel (pdfium's own layout): the same pixels as three, in about a tenth less time
         bitmap = page.render(scale=scale, fill_color=(255, 255, 255, 255), prefer_bgrx=True)
         return bitmap.to_pil().convert("RGB")
