@@ -1,6 +1,6 @@
 """PDF pages that are one raster image are read directly (sciclip_utils.pdf_image): the result must be what
-pdfium renders, placement, rotation, soft masks, predictors and ICC colour included, and every page the
-direct path does not fully understand must go to pdfium."""
+pdfium renders (placement, rotation, opaque soft masks, JPEG scales and ICC colour included), and every page
+the direct path does not fully understand (a predictor, a Decode array, clipping, ...) must go to pdfium."""
 
 from __future__ import annotations
 
