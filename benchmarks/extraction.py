@@ -21,6 +21,7 @@ from benchlib import interleaved
 
 from sciclip_utils.extract import ItemResult, WorkItem, run_extraction
 from sciclip_utils.extract.runner import task_batches
+from sciclip_utils.images import reduced_decoding
 
 JPEG_QUALITY = 95  # the output JPEG quality (sciclip_utils.images.JPEG_QUALITY)
 PHASES = ("reading", "parsing", "captions", "images", "writing")
@@ -134,14 +135,7 @@ def output_scale_flag(data: bytes, max_side: int = 512) -> int:
     width, height = header.size
     scale = max_side / max(width, height)
     needed = (min(width, round(width * scale)), min(height, round(height * scale)))
-    for factor, flag in (
-        (8, cv2.IMREAD_REDUCED_COLOR_8),
-        (4, cv2.IMREAD_REDUCED_COLOR_4),
-        (2, cv2.IMREAD_REDUCED_COLOR_2),
-    ):
-        if -(-width // factor) >= needed[0] and -(-height // factor) >= needed[1]:
-            return flag
-    return cv2.IMREAD_COLOR
+    return cv2.IMREAD_COLOR | reduced_decoding(width, height, needed)[1]
 
 
 def encode_floor(pixels: np.ndarray) -> bytes:

@@ -44,7 +44,7 @@ RASTER_FORMATS = ("PNG", "JPEG", "GIF", "TIFF", "BMP", "WEBP", "PPM", "JPEG2000"
 # where the taps beside the centre weigh under 1/256 (factors under 1.2).
 PREFILTER_WIDTH = 0.45
 MIN_PREFILTER_SIGMA = 0.3
-REDUCED_DECODING = (  # JPEG decoding at 1/scale (combined with IMREAD_COLOR or IMREAD_GRAYSCALE)
+_REDUCED_DECODING = (  # JPEG decoding at 1/scale (combined with IMREAD_COLOR or IMREAD_GRAYSCALE)
     (8, cv2.IMREAD_REDUCED_GRAYSCALE_8),
     (4, cv2.IMREAD_REDUCED_GRAYSCALE_4),
     (2, cv2.IMREAD_REDUCED_GRAYSCALE_2),
@@ -423,17 +423,23 @@ def _decode_with_opencv(data: bytes, header: Image.Image) -> np.ndarray | None:
     flags = (cv2.IMREAD_GRAYSCALE if grey else cv2.IMREAD_COLOR) | cv2.IMREAD_IGNORE_ORIENTATION
     if header.format == "JPEG":
         width, height = header.size
-        target_width, target_height = shrunk_size(width, height)
-        for scale, reduced in REDUCED_DECODING:  # decoded size: rounded up
-            if -(-width // scale) >= target_width and -(-height // scale) >= target_height:
-                flags |= reduced
-                break
+        flags |= reduced_decoding(width, height, shrunk_size(width, height))[1]
     try:
         with _opencv_errors():
             pixels = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
     except ImageError:
         return None
     return pixels if pixels is not None and pixels.ndim == (2 if grey else 3) else None
+
+
+def reduced_decoding(width: int, height: int, target: tuple[int, int]) -> tuple[int, int]:
+    """The least of libjpeg's scales (1/8, 1/4, 1/2, 1) at which a ``width`` x ``height`` JPEG still
+    covers ``target`` (width, height): its divisor and the OpenCV flag to add to ``IMREAD_COLOR`` or
+    ``IMREAD_GRAYSCALE`` (0 in full). Decoded sizes round up."""
+    for scale, flag in _REDUCED_DECODING:
+        if -(-width // scale) >= target[0] and -(-height // scale) >= target[1]:
+            return scale, flag
+    return 1, 0
 
 
 @contextlib.contextmanager

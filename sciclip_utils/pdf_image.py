@@ -24,7 +24,7 @@ import pypdfium2.raw as pdfium_c
 from PIL import Image, ImageCms
 from zlib_ng import zlib_ng
 
-from .images import REDUCED_DECODING, resample
+from .images import reduced_decoding, resample
 
 # Keys an image dictionary may have for its pixels to be read directly; any other (Decode, DecodeParms,
 # Mask, ImageMask, OC, Alternates, SMaskInData, Matte, ...) changes how the samples are read or drawn, so
@@ -226,12 +226,12 @@ def _jpeg_pixels(
         return None
     if header.size != (width, height) or header.mode != ("L" if channels == 1 else "RGB"):
         return None
-    flags = (cv2.IMREAD_GRAYSCALE if channels == 1 else cv2.IMREAD_COLOR) | cv2.IMREAD_IGNORE_ORIENTATION
-    scale = 1
-    for scale, reduced in (*REDUCED_DECODING, (1, 0)):  # decoded size: rounded up
-        if -(-width // scale) >= target[0] and -(-height // scale) >= target[1]:
-            flags |= reduced
-            break
+    scale, reduced = reduced_decoding(width, height, target)
+    flags = (
+        (cv2.IMREAD_GRAYSCALE if channels == 1 else cv2.IMREAD_COLOR)
+        | cv2.IMREAD_IGNORE_ORIENTATION
+        | reduced
+    )
     try:
         pixels = cv2.imdecode(np.frombuffer(jpeg, np.uint8), flags)
     except cv2.error:
