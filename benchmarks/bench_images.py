@@ -23,6 +23,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from benchlib import photo
 from PIL import Image
 
 from sciclip_utils.extract.sandbox import keep_freed_memory
@@ -30,15 +31,6 @@ from sciclip_utils.images import prepare_image, resample
 from sciclip_utils.pmc import open_article, plan_inputs
 
 TARGET = (512, 384)
-
-
-def photo(size: tuple[int, int], seed: int = 0) -> np.ndarray:
-    """Smooth colour regions with sensor-like noise, ``size`` = (width, height)."""
-    rng = np.random.default_rng(seed)
-    width, height = size
-    small = rng.random((height // 16, width // 16, 3)).astype(np.float32)
-    noisy = cv2.resize(small, size, interpolation=cv2.INTER_CUBIC) + rng.normal(0, 0.08, (height, width, 3))
-    return np.clip(noisy * 255, 0, 255).astype(np.uint8)
 
 
 def plot_jpeg(size: tuple[int, int]) -> bytes:

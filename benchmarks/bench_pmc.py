@@ -11,7 +11,11 @@ the same JPEGs decoded at the least scale that keeps the output size (what any d
 resampling) plus the encoding. The fixtures' images are 640x480 stand-ins, so the image cost is measured
 again on print-size figures: the sample corpus's charts and diagrams drawn at 300 dpi (what PMC asks of
 halftones), half of them at double-column width, as JPEGs: about 800 to 2200 px on the longest side.
-Rounds are interleaved for ``--seconds``; the best round counts.
+Charts are sparse JPEGs (about 0.4 bits per pixel), where the 1/8 decode is cheap next to the rest; so the
+image cost is measured once more on photograph-like figures (smooth colour regions with sensor-like noise,
+:func:`benchlib.photo`) at the first 12 charts' sizes, at four levels of noise from 1.7 to 4.5 bits per
+pixel. Every image row names its inputs' bits per pixel. Rounds are interleaved for ``--seconds``; the best
+round counts.
 
 Run: ``.venv/bin/python benchmarks/bench_pmc.py [--json OUT] [--seconds S] [--copies N] [--scaling-seconds S] [--print-figures N]``
 """
@@ -32,6 +36,7 @@ from benchlib import (
     Report,
     arguments,
     interleaved,
+    photo,
     report_whole_path,
     sample_corpus,
     shown,
@@ -70,6 +75,8 @@ TARGETS = {
 XLINK_HREF = "{http://www.w3.org/1999/xlink}href"
 PRINT_DPI = 300  # PMC's file specifications: halftones at 300 dpi, line art at more
 PRINT_KINDS = ("bar", "line", "scatter", "histogram", "heatmap", "schematic")
+PHOTO_NOISE = (0.0, 0.02, 0.04, 0.08)  # the photographs' noise levels (standard deviation, of the full range)
+PHOTO_COUNT = 12
 
 
 def baseline_article(path: Path) -> list[tuple[bytes, str]]:
@@ -116,6 +123,22 @@ def print_size_figures(count: int) -> list[bytes]:
     return jpegs
 
 
+def print_size_photographs(sizes: list[tuple[int, int]], noise: float) -> list[bytes]:
+    """Photograph-like figures of these ``sizes`` (width, height) with sensor-like ``noise``, as quality-90
+    JPEGs (as the sample corpus writes its figures)."""
+    return [
+        cv2.imencode(".jpg", photo(size, seed, noise), [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes()
+        for seed, size in enumerate(sizes)
+    ]
+
+
+def bits_per_pixel(jpegs: list[bytes]) -> float:
+    """How dense the JPEGs are: their bits over their pixels."""
+    return (
+        8 * sum(map(len, jpegs)) / sum(width * height for width, height in map(image_module.jpeg_size, jpegs))
+    )
+
+
 def image_floors(files: list[list[bytes]], outputs: list[np.ndarray]) -> dict[str, Callable[[], float]]:
     """The two floors of the pairs whose image ``files`` gave ``outputs``: 1/8 decode and decode at the
     output scale, each plus the encoding of the output."""
@@ -136,18 +159,32 @@ def image_floors(files: list[list[bytes]], outputs: list[np.ndarray]) -> dict[st
     return {"floor": lambda: timed(floor), "output-scale floor": lambda: timed(output_scale_floor)}
 
 
-def report_images(report: Report, name: str, ours: float, floor: float, output_scale_floor: float) -> None:
-    """Our image cost per pair next to both floors (seconds per pair)."""
+def report_images(
+    report: Report, name: str, ours: float, floor: float, output_scale_floor: float | None = None
+) -> None:
+    """Our image cost per pair next to the 1/8 floor and, if given, the output-scale one (seconds per pair)."""
     report.add(
         GROUP, name, 1000 * ours, "ms/pair", baseline=1000 * floor, baseline_name="1/8 decode+encode floor",
         target="<= 1.5",
     )  # fmt: skip
+    if output_scale_floor is None:
+        return
     report.add(
         GROUP, "  next to decoding at the output scale", 1000 * ours, "ms/pair",
         baseline=1000 * output_scale_floor, baseline_name="output-scale decode+encode",
         note="each JPEG decoded at the least libjpeg scale that keeps the output size (in full when the "
         "output is over half the file's size), plus the encoding",
     )  # fmt: skip
+
+
+def prepare_all(jpegs: list[bytes]) -> Callable[[], float]:
+    """The measurement of our image path on ``jpegs``: seconds to prepare them all."""
+
+    def run() -> None:
+        for data in jpegs:
+            image_module.prepare_image(data)
+
+    return lambda: timed(run)
 
 
 def collect_pairs(items: list, process: functools.partial) -> list[tuple[list[bytes], bytes]]:
@@ -195,10 +232,13 @@ def main() -> None:
     print_jpegs = print_size_figures(args.print_figures)
     print_outputs = [output_pixels(image_module.prepare_image(data).jpeg) for data in print_jpegs]
     print_sides = sorted(max(image_module.jpeg_size(data)) for data in print_jpegs)
-
-    def print_ours() -> None:
-        for data in print_jpegs:
-            image_module.prepare_image(data)
+    photo_sizes = [image_module.jpeg_size(data) for data in print_jpegs[:PHOTO_COUNT]]
+    photographs = {noise: print_size_photographs(photo_sizes, noise) for noise in PHOTO_NOISE}
+    photo_measurements = {}
+    for noise, jpegs in photographs.items():
+        outputs_here = [output_pixels(image_module.prepare_image(data).jpeg) for data in jpegs]
+        photo_measurements[f"photo {noise} ours"] = prepare_all(jpegs)
+        photo_measurements[f"photo {noise} floor"] = image_floors([[d] for d in jpegs], outputs_here)["floor"]
 
     with tempfile.TemporaryDirectory() as tmp:
         counts: dict[str, int] = {}
@@ -212,11 +252,12 @@ def main() -> None:
         measurements = {
             "split": lambda: splits.append(split_round(items, process, TARGETS)) or splits[-1]["item"],
             **image_floors([files for files, _ in pairs], outputs),
-            "print-size ours": lambda: timed(print_ours),
+            "print-size ours": prepare_all(print_jpegs),
             **{
                 f"print-size {name}": run
                 for name, run in image_floors([[d] for d in print_jpegs], print_outputs).items()
             },
+            **photo_measurements,
             **end_to_end,
         }
         times = interleaved(measurements, args.seconds, min_rounds=3)
@@ -225,7 +266,8 @@ def main() -> None:
     report_split(report, GROUP, min(splits, key=lambda split: split["item"] + split["writing"]))
     per_pair = {name: times[name]["best"] / len(pairs) for name in ("floor", "output-scale floor")}
     stand_ins = ", the fixtures' stand-ins" if inputs.is_relative_to(FIXTURES) else ""
-    name = f"images per pair ({len(pairs)} pairs{stand_ins})"
+    density = bits_per_pixel([data for files, _ in pairs for data in files if data[:3] == b"\xff\xd8\xff"])
+    name = f"images per pair, {density:.2f} bits/px ({len(pairs)} pairs{stand_ins})"
     report_images(
         report, name, best["images"] / best["pairs"], per_pair["floor"], per_pair["output-scale floor"]
     )
@@ -233,8 +275,15 @@ def main() -> None:
         name: times[f"print-size {name}"]["best"] / len(print_jpegs)
         for name in ("ours", "floor", "output-scale floor")
     }
-    name = f"images per pair, print-size figures ({len(print_jpegs)}, {print_sides[0]}-{print_sides[-1]} px)"
+    name = (
+        f"images per pair, {bits_per_pixel(print_jpegs):.2f} bits/px (print-size charts: {len(print_jpegs)}, "
+        f"{print_sides[0]}-{print_sides[-1]} px)"
+    )
     report_images(report, name, per_pair["ours"], per_pair["floor"], per_pair["output-scale floor"])
+    for noise, jpegs in photographs.items():
+        name = f"images per pair, {bits_per_pixel(jpegs):.2f} bits/px (print-size photographs: {len(jpegs)})"
+        ours, floor = (times[f"photo {noise} {which}"]["best"] / len(jpegs) for which in ("ours", "floor"))
+        report_images(report, name, ours, floor)
     report_whole_path(report, GROUP, "whole path, 1 process (extract_pmc workers=0)", counts, times)
     report_scaling(
         report, GROUP, scaling(replicated(items, args.copies), process, "pmc", args.scaling_seconds)

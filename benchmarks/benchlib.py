@@ -19,6 +19,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import cv2
+import numpy as np
+
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO.parent / "shared" / "fixtures"
 BUILD = REPO / "_build" / "bench"
@@ -218,3 +221,13 @@ def sample_corpus(folder: Path | None, size: str = "micro") -> Path:
     folder = folder or BUILD / f"corpus-{size}"
     generate_sample_corpus(folder, seed=0, size=size, workers=2, reuse=True)
     return folder
+
+
+def photo(size: tuple[int, int], seed: int = 0, noise: float = 0.08) -> np.ndarray:
+    """Smooth colour regions with sensor-like noise (its standard deviation, of the full range), ``size`` =
+    (width, height): a photograph-like image, whose JPEG grows denser with ``noise``."""
+    rng = np.random.default_rng(seed)
+    width, height = size
+    small = rng.random((height // 16, width // 16, 3)).astype(np.float32)
+    noisy = cv2.resize(small, size, interpolation=cv2.INTER_CUBIC) + rng.normal(0, noise, (height, width, 3))
+    return np.clip(noisy * 255, 0, 255).astype(np.uint8)
