@@ -108,7 +108,9 @@ def main() -> None:
             files, _ = open_article(item)
             jpegs += [files.read(name) for name in files.names if name.lower().endswith(".jpg")]
         sizes = Counter(Image.open(io.BytesIO(data)).size for data in jpegs)
-        prepare_ms = best_ms(lambda: [prepare_image(data) for data in jpegs], args.repeats // 10) / len(jpegs)
+        prepare_ms = best_ms(
+            lambda: [prepare_image(data) for data in jpegs], max(1, args.repeats // 10)
+        ) / len(jpegs)
         print(
             f"prepare_image on the PMC fixtures' {len(jpegs)} stand-in JPEGs (sizes {dict(sizes)}, "
             f"{sum(map(len, jpegs)) // len(jpegs) // 1000} KB on average): {prepare_ms:.2f} ms each"
