@@ -266,8 +266,9 @@ def main() -> None:
     report_split(report, GROUP, min(splits, key=lambda split: split["item"] + split["writing"]))
     per_pair = {name: times[name]["best"] / len(pairs) for name in ("floor", "output-scale floor")}
     stand_ins = ", the fixtures' stand-ins" if inputs.is_relative_to(FIXTURES) else ""
-    density = bits_per_pixel([data for files, _ in pairs for data in files if data[:3] == b"\xff\xd8\xff"])
-    name = f"images per pair, {density:.2f} bits/px ({len(pairs)} pairs{stand_ins})"
+    jpegs = [data for files, _ in pairs for data in files if data[:3] == b"\xff\xd8\xff"]
+    density = f", {bits_per_pixel(jpegs):.2f} bits/px" if jpegs else ""
+    name = f"images per pair{density} ({len(pairs)} pairs{stand_ins})"
     report_images(
         report, name, best["images"] / best["pairs"], per_pair["floor"], per_pair["output-scale floor"]
     )
