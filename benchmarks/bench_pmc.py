@@ -159,6 +159,12 @@ def image_floors(files: list[list[bytes]], outputs: list[np.ndarray]) -> dict[st
     return {"floor": lambda: timed(floor), "output-scale floor": lambda: timed(output_scale_floor)}
 
 
+def figure_floors(jpegs: list[bytes]) -> dict[str, Callable[[], float]]:
+    """:func:`image_floors` of figures that are one JPEG each, their outputs made by our path."""
+    outputs = [output_pixels(image_module.prepare_image(data).jpeg) for data in jpegs]
+    return image_floors([[data] for data in jpegs], outputs)
+
+
 def report_images(
     report: Report, name: str, ours: float, floor: float, output_scale_floor: float | None = None
 ) -> None:
@@ -230,15 +236,13 @@ def main() -> None:
     pairs = collect_pairs(items, process)  # also the warm-up
     outputs = [output_pixels(jpeg) for _, jpeg in pairs]
     print_jpegs = print_size_figures(args.print_figures)
-    print_outputs = [output_pixels(image_module.prepare_image(data).jpeg) for data in print_jpegs]
-    print_sides = sorted(max(image_module.jpeg_size(data)) for data in print_jpegs)
-    photo_sizes = [image_module.jpeg_size(data) for data in print_jpegs[:PHOTO_COUNT]]
-    photographs = {noise: print_size_photographs(photo_sizes, noise) for noise in PHOTO_NOISE}
+    print_sizes = [image_module.jpeg_size(data) for data in print_jpegs]
+    print_sides = sorted(map(max, print_sizes))
+    photographs = {noise: print_size_photographs(print_sizes[:PHOTO_COUNT], noise) for noise in PHOTO_NOISE}
     photo_measurements = {}
     for noise, jpegs in photographs.items():
-        outputs_here = [output_pixels(image_module.prepare_image(data).jpeg) for data in jpegs]
         photo_measurements[f"photo {noise} ours"] = prepare_all(jpegs)
-        photo_measurements[f"photo {noise} floor"] = image_floors([[d] for d in jpegs], outputs_here)["floor"]
+        photo_measurements[f"photo {noise} floor"] = figure_floors(jpegs)["floor"]
 
     with tempfile.TemporaryDirectory() as tmp:
         counts: dict[str, int] = {}
@@ -253,10 +257,7 @@ def main() -> None:
             "split": lambda: splits.append(split_round(items, process, TARGETS)) or splits[-1]["item"],
             **image_floors([files for files, _ in pairs], outputs),
             "print-size ours": prepare_all(print_jpegs),
-            **{
-                f"print-size {name}": run
-                for name, run in image_floors([[d] for d in print_jpegs], print_outputs).items()
-            },
+            **{f"print-size {name}": run for name, run in figure_floors(print_jpegs).items()},
             **photo_measurements,
             **end_to_end,
         }
@@ -266,8 +267,8 @@ def main() -> None:
     report_split(report, GROUP, min(splits, key=lambda split: split["item"] + split["writing"]))
     per_pair = {name: times[name]["best"] / len(pairs) for name in ("floor", "output-scale floor")}
     stand_ins = ", the fixtures' stand-ins" if inputs.is_relative_to(FIXTURES) else ""
-    jpegs = [data for files, _ in pairs for data in files if data[:3] == b"\xff\xd8\xff"]
-    density = f", {bits_per_pixel(jpegs):.2f} bits/px" if jpegs else ""
+    stand_in_jpegs = [data for files, _ in pairs for data in files if data[:3] == b"\xff\xd8\xff"]
+    density = f", {bits_per_pixel(stand_in_jpegs):.2f} bits/px" if stand_in_jpegs else ""
     name = f"images per pair{density} ({len(pairs)} pairs{stand_ins})"
     report_images(
         report, name, best["images"] / best["pairs"], per_pair["floor"], per_pair["output-scale floor"]
