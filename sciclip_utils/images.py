@@ -385,7 +385,7 @@ def prepare_image(image: bytes | Image.Image, name: str = "") -> PreparedImage:
             raise ImageError("empty file")
         if image_kind(image, name) == "raster":
             header = _open_header(image)
-            bgr = _decode_with_opencv(image, header)
+            bgr = decode_with_opencv(image, header, shrunk_size(*header.size))
             if bgr is None:
                 img, (width, height) = _decode_raster(header, MAX_SIDE)
             else:
@@ -414,22 +414,25 @@ def jpeg_size(jpeg: bytes) -> tuple[int, int]:
         return Image.open(io.BytesIO(jpeg), formats=("JPEG",)).size
 
 
-def _decode_with_opencv(data: bytes, header: Image.Image) -> np.ndarray | None:
-    """BGR or grey pixels of an RGB or grey JPEG or PNG (None for anything else, or if OpenCV fails on it:
-    Pillow then decodes it or says why not). EXIF orientation is ignored, as by Pillow and img2dataset."""
+def decode_with_opencv(data: bytes, header: Image.Image, target: tuple[int, int]) -> np.ndarray | None:
+    """BGR or grey pixels of an RGB or grey JPEG or PNG whose header Pillow read, a JPEG decoded at the least
+    libjpeg scale that still covers ``target`` (width, height: see :func:`reduced_decoding`). None for
+    anything else, or if OpenCV fails on it (the caller then decodes it another way or says why not);
+    MemoryError when OpenCV runs out of memory. EXIF orientation is ignored, as by Pillow and img2dataset."""
     if header.format not in ("JPEG", "PNG") or header.mode not in ("RGB", "L"):
         return None
     grey = header.mode == "L"
-    flags = (cv2.IMREAD_GRAYSCALE if grey else cv2.IMREAD_COLOR) | cv2.IMREAD_IGNORE_ORIENTATION
-    if header.format == "JPEG":
-        width, height = header.size
-        flags |= reduced_decoding(width, height, shrunk_size(width, height))[1]
+    width, height = header.size
+    scale, reduced = reduced_decoding(width, height, target) if header.format == "JPEG" else (1, 0)
+    flags = (cv2.IMREAD_GRAYSCALE if grey else cv2.IMREAD_COLOR) | cv2.IMREAD_IGNORE_ORIENTATION | reduced
     try:
         with _opencv_errors():
             pixels = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
     except ImageError:
         return None
-    return pixels if pixels is not None and pixels.ndim == (2 if grey else 3) else None
+    if pixels is None or pixels.ndim != (2 if grey else 3):
+        return None
+    return pixels if pixels.shape[:2] == (-(-height // scale), -(-width // scale)) else None
 
 
 def reduced_decoding(width: int, height: int, target: tuple[int, int]) -> tuple[int, int]:

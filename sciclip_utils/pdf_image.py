@@ -24,7 +24,7 @@ import pypdfium2.raw as pdfium_c
 from PIL import Image, ImageCms
 from zlib_ng import zlib_ng
 
-from .images import reduced_decoding, resample
+from .images import decode_with_opencv, resample
 
 # Keys an image dictionary may have for its pixels to be read directly; any other (Decode, DecodeParms,
 # Mask, ImageMask, OC, Alternates, SMaskInData, Matte, ...) changes how the samples are read or drawn, so
@@ -226,19 +226,8 @@ def _jpeg_pixels(
         return None
     if header.size != (width, height) or header.mode != ("L" if channels == 1 else "RGB"):
         return None
-    scale, reduced = reduced_decoding(width, height, target)
-    flags = (
-        (cv2.IMREAD_GRAYSCALE if channels == 1 else cv2.IMREAD_COLOR)
-        | cv2.IMREAD_IGNORE_ORIENTATION
-        | reduced
-    )
-    try:
-        pixels = cv2.imdecode(np.frombuffer(jpeg, np.uint8), flags)
-    except cv2.error:
-        return None
-    if pixels is None or pixels.shape[:2] != (-(-height // scale), -(-width // scale)):
-        return None
-    return pixels if channels == 1 else cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB)
+    pixels = decode_with_opencv(jpeg, header, target)
+    return pixels if pixels is None or channels == 1 else cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB)
 
 
 def _placement(page: pdfium.PdfPage, image: pdfium.PdfImage, size: tuple[int, int]) -> tuple | None:
