@@ -61,8 +61,9 @@ def find_eval_sets(paths: Sequence[str | Path]) -> list[EvalSet]:
         if not root.is_dir():
             raise FileNotFoundError(f"eval set folder not found: {root}")
         before = len(found)
-        if _layout(root):
-            found.append(EvalSet(root.name, root, _layout(root)))
+        layout = _layout(root)
+        if layout:
+            found.append(EvalSet(root.name, root, layout))
         else:
             for sub in _subdirs(root):
                 _collect_eval_sets(sub, sub.name, found)
