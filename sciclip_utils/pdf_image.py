@@ -219,7 +219,8 @@ def _jpeg_pixels(
     jpeg: bytes, width: int, height: int, channels: int, target: tuple[int, int]
 ) -> np.ndarray | None:
     """A JPEG's grey or RGB samples, decoded at the least libjpeg scale (1/8, 1/4, 1/2, 1) that keeps
-    ``target`` (width, height); None unless it is a ``width`` x ``height`` JPEG of ``channels`` channels."""
+    ``target`` (width, height); None unless it is a ``width`` x ``height`` JPEG of ``channels`` channels
+    (MemoryError when OpenCV runs out of memory: the item's memory failure, not pdfium's to retry)."""
     try:
         header = Image.open(io.BytesIO(jpeg), formats=("JPEG",))
     except Exception:  # Pillow raises many types for junk; pdfium then renders the page
