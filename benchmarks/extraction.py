@@ -21,7 +21,7 @@ from benchlib import interleaved
 
 from sciclip_utils.extract import ItemResult, WorkItem, run_extraction
 from sciclip_utils.extract.runner import task_batches
-from sciclip_utils.images import reduced_decoding
+from sciclip_utils.images import reduced_decoding, shrunk_size
 
 JPEG_QUALITY = 95  # the output JPEG quality (sciclip_utils.images.JPEG_QUALITY)
 PHASES = ("reading", "parsing", "captions", "images", "writing")
@@ -133,9 +133,7 @@ def output_scale_flag(data: bytes, max_side: int = 512) -> int:
     if header.format != "JPEG":
         return cv2.IMREAD_COLOR
     width, height = header.size
-    scale = max_side / max(width, height)
-    needed = (min(width, round(width * scale)), min(height, round(height * scale)))
-    return cv2.IMREAD_COLOR | reduced_decoding(width, height, needed)[1]
+    return cv2.IMREAD_COLOR | reduced_decoding(width, height, shrunk_size(width, height, max_side))[1]
 
 
 def encode_floor(pixels: np.ndarray) -> bytes:
